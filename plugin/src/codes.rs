@@ -1,0 +1,126 @@
+//! Application error codes and the code → HTTP status table.
+//!
+//! Application codes sit outside JSON-RPC's reserved range (-32768..=-32000). The HTTP statuses are
+//! chosen for Orca's webhook stage (spinnaker.md §3.7): permanent errors are 4xx so the stage fails
+//! fast; transient ones are 429/502/503 so it retries. 504 is deliberately unused: Orca's default
+//! `failFastStatusCodes` is `[504]`, which would turn an outage into a terminal failure.
+
+/// One application error: a stable number, a stable snake_case name, and an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// A repository, tag, digest, level or platform that is not well formed.
+    InvalidReference,
+    /// No account of that name in the configuration.
+    UnknownAccount,
+    /// The registry knows no such repository, tag or digest.
+    NotFound,
+    /// `level` is beyond the last history entry.
+    LevelOutOfRange,
+    /// The index has no manifest for the requested platform.
+    NoMatchingPlatform,
+    /// Not an image (Helm chart, signature, other artifact) or an unknown manifest type.
+    UnsupportedManifest,
+    /// The config cannot be converted to a history (or `strict` refused an extension).
+    HistoryUnconvertible,
+    /// The registry refused our credentials.
+    RegistryDenied,
+    /// The registry is rate-limiting us.
+    RegistryRateLimited,
+    /// The registry is down, answers 5xx, or timed out.
+    RegistryUnavailable,
+    /// The registry answered something we cannot trust: digest mismatch, oversize, garbage.
+    RegistryBadResponse,
+    /// The account's credentials cannot be produced (password command failed, secret unresolvable).
+    AccountUnusable,
+}
+
+impl Code {
+    /// Every code, for tables and for tests that check each has a status.
+    pub const ALL: [Code; 12] = [
+        Code::InvalidReference,
+        Code::UnknownAccount,
+        Code::NotFound,
+        Code::LevelOutOfRange,
+        Code::NoMatchingPlatform,
+        Code::UnsupportedManifest,
+        Code::HistoryUnconvertible,
+        Code::RegistryDenied,
+        Code::RegistryRateLimited,
+        Code::RegistryUnavailable,
+        Code::RegistryBadResponse,
+        Code::AccountUnusable,
+    ];
+
+    /// The JSON-RPC error code.
+    pub const fn number(self) -> i32 {
+        match self {
+            Code::InvalidReference => 1001,
+            Code::UnknownAccount => 1002,
+            Code::NotFound => 1003,
+            Code::LevelOutOfRange => 1004,
+            Code::NoMatchingPlatform => 1005,
+            Code::UnsupportedManifest => 1006,
+            Code::HistoryUnconvertible => 1007,
+            Code::RegistryDenied => 1008,
+            Code::RegistryRateLimited => 1009,
+            Code::RegistryUnavailable => 1010,
+            Code::RegistryBadResponse => 1011,
+            Code::AccountUnusable => 1012,
+        }
+    }
+
+    /// The stable snake_case name, used in error `data` and documentation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Code::InvalidReference => "invalid_reference",
+            Code::UnknownAccount => "unknown_account",
+            Code::NotFound => "not_found",
+            Code::LevelOutOfRange => "level_out_of_range",
+            Code::NoMatchingPlatform => "no_matching_platform",
+            Code::UnsupportedManifest => "unsupported_manifest",
+            Code::HistoryUnconvertible => "history_unconvertible",
+            Code::RegistryDenied => "registry_denied",
+            Code::RegistryRateLimited => "registry_rate_limited",
+            Code::RegistryUnavailable => "registry_unavailable",
+            Code::RegistryBadResponse => "registry_bad_response",
+            Code::AccountUnusable => "account_unusable",
+        }
+    }
+
+    /// The HTTP status the REST shim answers with (spinnaker.md §3.7).
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Code::InvalidReference => 400,
+            Code::UnknownAccount
+            | Code::NotFound
+            | Code::LevelOutOfRange
+            | Code::NoMatchingPlatform => 404,
+            Code::UnsupportedManifest | Code::HistoryUnconvertible => 422,
+            Code::RegistryDenied => 403,
+            Code::RegistryRateLimited => 429,
+            Code::RegistryUnavailable | Code::AccountUnusable => 503,
+            Code::RegistryBadResponse => 502,
+        }
+    }
+
+    /// The code with this JSON-RPC number, if it is one of ours.
+    pub fn from_number(number: i32) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.number() == number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_outside_the_reserved_range_and_never_504() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.number()), "duplicate {}", code.number());
+            assert!(!(-32768..=-32000).contains(&code.number()));
+            assert_eq!(Code::from_number(code.number()), Some(code));
+            assert_ne!(code.http_status(), 504, "{}", code.name());
+        }
+    }
+}
