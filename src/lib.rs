@@ -1,4 +1,29 @@
-//! dimsum: an image's config and legacy schema1 history, read through Clouddriver's accounts.
+//! dimsum reads an image's config and legacy schema1 history through the same `dockerRegistry`
+//! accounts Clouddriver uses, so Spinnaker pipelines can read image LABELs.
+//!
+//! It computes the `history[].v1Compatibility` objects itself from the schema2/OCI config blob,
+//! byte-identical to Docker Distribution v2.8.2's conversion, so it works on registries that no
+//! longer serve schema1 and on OCI images that never had it. It only reads: it never pushes,
+//! lists catalogs or caches tags for triggers (Clouddriver and Igor do that).
+//!
+//! # Layout
+//! - [`cli`]: clap arguments and where the configuration comes from.
+//! - [`config`]: Clouddriver's account YAML → validated [`Config`].
+//! - [`credentials`]: password sources, re-read on use, and the redacted [`credentials::Secret`].
+//! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
+//! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
+//! - [`service`]: the library API transports call ([`Dimsum`]).
+//! - [`error`]: the crate [`Error`] and its single mapping to the wire codes.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod error;
 pub mod history;
+pub mod registry;
+pub mod service;
+
+pub use config::Config;
+pub use error::Error;
+pub use service::{Dimsum, ImageRequest};

@@ -32,11 +32,13 @@ pub enum Code {
     RegistryBadResponse,
     /// The account's credentials cannot be produced (password command failed, secret unresolvable).
     AccountUnusable,
+    /// The registry did not answer within dimsum's time bound.
+    UpstreamTimeout,
 }
 
 impl Code {
     /// Every code, for tables and for tests that check each has a status.
-    pub const ALL: [Code; 12] = [
+    pub const ALL: [Code; 13] = [
         Code::InvalidReference,
         Code::UnknownAccount,
         Code::NotFound,
@@ -49,6 +51,7 @@ impl Code {
         Code::RegistryUnavailable,
         Code::RegistryBadResponse,
         Code::AccountUnusable,
+        Code::UpstreamTimeout,
     ];
 
     /// The JSON-RPC error code.
@@ -66,6 +69,7 @@ impl Code {
             Code::RegistryUnavailable => 1010,
             Code::RegistryBadResponse => 1011,
             Code::AccountUnusable => 1012,
+            Code::UpstreamTimeout => 1013,
         }
     }
 
@@ -84,6 +88,7 @@ impl Code {
             Code::RegistryUnavailable => "registry_unavailable",
             Code::RegistryBadResponse => "registry_bad_response",
             Code::AccountUnusable => "account_unusable",
+            Code::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -98,7 +103,7 @@ impl Code {
             Code::UnsupportedManifest | Code::HistoryUnconvertible => 422,
             Code::RegistryDenied => 403,
             Code::RegistryRateLimited => 429,
-            Code::RegistryUnavailable | Code::AccountUnusable => 503,
+            Code::RegistryUnavailable | Code::AccountUnusable | Code::UpstreamTimeout => 503,
             Code::RegistryBadResponse => 502,
         }
     }

@@ -305,5 +305,21 @@ pub fn labels(config: &[u8]) -> Result<String, Error> {
     }
 }
 
+/// The legacy list form, `[{"v1Compatibility":"…"},…]`, each entry as a Go-encoded JSON string.
+pub fn to_list(entries: &[String]) -> String {
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 40).sum());
+    out.push(b'[');
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"v1Compatibility\":");
+        gojson::write_string(&mut out, entry);
+        out.push(b'}');
+    }
+    out.push(b']');
+    into_string(out)
+}
+
 #[cfg(test)]
 mod tests;

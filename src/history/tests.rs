@@ -152,7 +152,7 @@ fn extensions_fire_and_strict_refuses() {
     for (config, n, ext) in cases.clone() {
         let l = layers(&[L_A, L_B][..n]);
         let h = build(config, &l, Options::default()).unwrap();
-        assert_eq!(h.extensions, [ext.clone()]);
+        assert_eq!(h.extensions, std::slice::from_ref(&ext));
         assert_eq!(h.entries.len(), n, "one entry per layer");
         assert_eq!(
             build(config, &l, Options { strict: true }),

@@ -1,0 +1,106 @@
+//! Command-line interface (clap): raw arguments, and where the configuration comes from.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  dimsum --config /opt/spinnaker/config/clouddriver.yml history dockerhub library/nginx latest --level 0
+  dimsum history my-registry team/app v1.2.3                # all entries, [{\"v1Compatibility\":…}]
+  dimsum labels my-registry team/app sha256:3d5e…           # {\"revision\":\"abc123\",…}
+  dimsum manifest my-registry team/app v1 --platform linux/arm64
+
+Exit status: 0 ok, 1 internal error, 2 bad input, 3 configuration error or unknown account,
+4 not found (repository, tag, platform, level), 5 credentials refused or unusable,
+6 registry unavailable, rate-limited or timed out, 7 registry sent something unusable.";
+
+/// dimsum: image labels and legacy schema1 history for Spinnaker pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "dimsum", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Clouddriver-style YAML with `dockerRegistry.accounts` (repeatable; later files override
+    /// earlier ones account by account). Default: ./config.yaml, then config.yaml beside the
+    /// executable, then a built-in anonymous Docker Hub account.
+    #[arg(
+        long = "config",
+        short = 'c',
+        global = true,
+        env = "DIMSUM_CONFIG",
+        value_delimiter = ':'
+    )]
+    pub config: Vec<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the image's schema1 history: with --level, that entry's v1Compatibility JSON (level 0
+    /// is the image config); without, [{"v1Compatibility":"…"},…].
+    History {
+        /// The image.
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Print only this entry (0 = newest, the image config).
+        #[arg(long)]
+        level: Option<u64>,
+        /// Fail where Docker Distribution 2.8 would have, instead of applying dimsum's extensions.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the image manifest exactly as the registry serves it (an index is resolved to one
+    /// platform).
+    Manifest {
+        /// The image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+    /// Print the image config's labels as a JSON object.
+    Labels {
+        /// The image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+}
+
+/// An image in an account.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Account name from the configuration (the trigger's `account`).
+    pub account: String,
+    /// Repository without the registry host, e.g. team/app or library/nginx.
+    pub repository: String,
+    /// Tag or digest (sha256:…).
+    pub reference: String,
+    /// Platform for multi-platform images, os/arch[/variant]. Default: linux/amd64.
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// These files, in order.
+    Files(Vec<PathBuf>),
+    /// No file: the built-in Docker Hub account.
+    Builtin,
+}
+
+/// `--config`/`DIMSUM_CONFIG` if given, else `config.yaml` in `cwd`, else beside `exe`.
+pub fn config_source(given: &[PathBuf], cwd: &Path, exe: Option<&Path>) -> ConfigSource {
+    if !given.is_empty() {
+        return ConfigSource::Files(given.to_vec());
+    }
+    let candidates = [
+        Some(cwd.join("config.yaml")),
+        exe.and_then(Path::parent).map(|d| d.join("config.yaml")),
+    ];
+    match candidates.into_iter().flatten().find(|p| p.is_file()) {
+        Some(p) => ConfigSource::Files(vec![p]),
+        None => ConfigSource::Builtin,
+    }
+}

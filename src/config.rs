@@ -1,0 +1,559 @@
+//! Configuration: Clouddriver's `dockerRegistry` account YAML, read verbatim, plus dimsum's own
+//! optional `dimsum:` section.
+//!
+//! Two stages: [`RawAccount`] mirrors Clouddriver's shape (camelCase or kebab-case keys, unknown
+//! keys ignored), and [`Config`] is the validated result (addresses parsed, password sources
+//! checked). Every account's errors are collected, not just the first. Several files apply in
+//! order; a later file's account replaces an earlier one of the same name.
+//!
+//! Honoured account keys: `name`, `address`, `username`, `password`, `passwordFile`,
+//! `passwordCommand`, `insecureRegistry`, `clientTimeoutMillis`. Every other Clouddriver key
+//! (`email`, `repositories`, `cacheThreads`, `trackDigests`, `permissions`, …) is accepted and ignored:
+//! they steer Clouddriver's caching agents, which dimsum does not have.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+use url::Url;
+
+use crate::credentials::{Credentials, PasswordSource, Secret};
+use crate::registry::{Endpoint, Limits};
+
+/// Clouddriver's default `clientTimeoutMillis`.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// dimsum's default bound on one whole call, shorter than Orca's 20 s webhook read timeout.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(15_000);
+/// The account used when no configuration exists.
+pub const DEFAULT_ACCOUNT: &str = "dockerhub";
+/// Its address: Spinnaker's documented Docker Hub address.
+pub const DEFAULT_ADDRESS: &str = "https://index.docker.io";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Accounts by name.
+    pub accounts: BTreeMap<String, Account>,
+    /// dimsum's own settings.
+    pub settings: Settings,
+}
+
+/// One usable (or knowingly unusable) account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// `name`.
+    pub name: String,
+    /// Where the registry is.
+    pub endpoint: Endpoint,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// Why this account cannot be used (a secret reference dimsum cannot resolve), if so.
+    pub unusable: Option<String>,
+}
+
+/// The `dimsum:` section.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bound on one whole call (`callTimeoutMillis`, default 15000).
+    pub call_timeout: Duration,
+    /// Size caps and retries for registry requests.
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `dimsum:`; unknown keys are an error because they are ours.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSettings {
+    /// Bound on one whole call in milliseconds. Default 15000.
+    #[serde(default, deserialize_with = "flex_u64")]
+    call_timeout_millis: Option<u64>,
+    /// Largest manifest accepted. Default 4 MiB.
+    #[serde(default, deserialize_with = "flex_u64")]
+    max_manifest_bytes: Option<u64>,
+    /// Largest config blob accepted. Default 8 MiB.
+    #[serde(default, deserialize_with = "flex_u64")]
+    max_config_bytes: Option<u64>,
+    /// Retries of a failed upstream request (connection errors, 429, 5xx). Default 2.
+    #[serde(default, deserialize_with = "flex_u64")]
+    retries: Option<u64>,
+}
+
+/// One `dockerRegistry.accounts[]` entry in Clouddriver's shape. Unknown keys are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAccount {
+    /// Required; the trigger's `account`. Read from the raw entry when layering (a later file's
+    /// account replaces an earlier one of the same name), so only declared here for the reference.
+    #[serde(rename = "name")]
+    _name: Option<String>,
+    /// Required; registry base URL. Without a scheme, `https://` is assumed.
+    address: Option<String>,
+    /// Basic user.
+    username: Option<String>,
+    /// Plain password.
+    password: Option<String>,
+    /// File whose first line (trimmed) is the password; re-read on use.
+    #[serde(alias = "password-file")]
+    password_file: Option<String>,
+    /// `bash -c` command whose trimmed stdout is the password; re-run on use.
+    #[serde(alias = "password-command")]
+    password_command: Option<String>,
+    /// Accept invalid TLS certificates. Default false.
+    #[serde(default, alias = "insecure-registry", deserialize_with = "flex_bool")]
+    insecure_registry: Option<bool>,
+    /// Per-request bound in milliseconds. Default 60000; 0 means the default.
+    #[serde(
+        default,
+        alias = "client-timeout-millis",
+        deserialize_with = "flex_u64"
+    )]
+    client_timeout_millis: Option<u64>,
+    /// Accepted; Clouddriver never reads it either.
+    #[serde(alias = "dockerconfig-file")]
+    dockerconfig_file: Option<String>,
+}
+
+/// The configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// One or more problems, each naming file, account and field.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// One file's contribution, before merging.
+#[derive(Debug, Default)]
+pub struct Layer {
+    name: String,
+    enabled: Option<bool>,
+    accounts: Vec<(String, Value)>,
+    settings: serde_yaml::Mapping,
+    problems: Vec<String>,
+}
+
+impl Layer {
+    /// Parses one file's text; `name` labels its errors; `env` resolves `${VAR}` placeholders.
+    pub fn from_reader(
+        name: &str,
+        mut reader: impl std::io::Read,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Layer, Error> {
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| Error::Invalid(vec![format!("{name}: {e}")]))?;
+        let mut layer = Layer {
+            name: name.to_owned(),
+            ..Layer::default()
+        };
+        let mut root: Value = match serde_yaml::from_str(&text) {
+            Ok(Value::Null) => return Ok(layer),
+            Ok(v) => v,
+            Err(e) => return Err(Error::Invalid(vec![format!("{name}: not valid YAML: {e}")])),
+        };
+        resolve_placeholders(&mut root, env, &mut |p| {
+            layer.problems.push(format!("{name}: {p}"))
+        });
+        let Value::Mapping(root) = root else {
+            return Err(Error::Invalid(vec![format!(
+                "{name}: the top level must be a mapping"
+            )]));
+        };
+        if let Some(section) = root.get("dimsum") {
+            match section {
+                Value::Mapping(m) => layer.settings = m.clone(),
+                Value::Null => {}
+                _ => layer
+                    .problems
+                    .push(format!("{name}: dimsum: must be a mapping")),
+            }
+        }
+        let registry = root
+            .get("dockerRegistry")
+            .or_else(|| root.get("docker-registry"));
+        let Some(Value::Mapping(registry)) = registry else {
+            return Ok(layer);
+        };
+        layer.enabled = registry.get("enabled").and_then(|v| match v {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
+        match registry.get("accounts") {
+            None | Some(Value::Null) => {}
+            Some(Value::Sequence(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.get("name").and_then(Value::as_str).map(str::trim) {
+                        Some(n) if !n.is_empty() => {
+                            layer.accounts.push((n.to_owned(), item.clone()))
+                        }
+                        _ => layer
+                            .problems
+                            .push(format!("{name}: accounts[{i}]: name: missing")),
+                    }
+                }
+            }
+            Some(_) => layer
+                .problems
+                .push(format!("{name}: dockerRegistry.accounts must be a list")),
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (account, _) in &layer.accounts {
+            if !seen.insert(account.clone()) {
+                layer.problems.push(format!(
+                    "{name}: account {account:?}: name: defined twice in this file"
+                ));
+            }
+        }
+        Ok(layer)
+    }
+
+    /// Reads and parses a file.
+    pub fn from_path(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Error> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Layer::from_reader(
+            &path.display().to_string(),
+            std::io::BufReader::new(file),
+            env,
+        )
+    }
+}
+
+impl Config {
+    /// Merges layers in order and validates the result.
+    pub fn from_layers(layers: Vec<Layer>) -> Result<Config, Error> {
+        let mut problems = Vec::new();
+        let mut accounts: BTreeMap<String, (String, Value)> = BTreeMap::new();
+        let mut settings = serde_yaml::Mapping::new();
+        let mut enabled = true;
+        for layer in layers {
+            problems.extend(layer.problems);
+            if let Some(e) = layer.enabled {
+                enabled = e;
+            }
+            for (k, v) in layer.settings {
+                settings.insert(k, v);
+            }
+            for (name, value) in layer.accounts {
+                accounts.insert(name, (layer.name.clone(), value));
+            }
+        }
+        let settings = match serde_yaml::from_value::<RawSettings>(Value::Mapping(settings)) {
+            Ok(raw) => raw.validate(),
+            Err(e) => {
+                problems.push(format!("dimsum: {e}"));
+                Settings::default()
+            }
+        };
+        let mut valid = BTreeMap::new();
+        if enabled {
+            for (name, (file, value)) in accounts {
+                match Account::validate(&name, value) {
+                    Ok(account) => {
+                        valid.insert(name, account);
+                    }
+                    Err(errs) => problems.extend(
+                        errs.into_iter()
+                            .map(|e| format!("{file}: account {name:?}: {e}")),
+                    ),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(Config {
+                accounts: valid,
+                settings,
+            })
+        } else {
+            Err(Error::Invalid(problems))
+        }
+    }
+
+    /// Loads `paths` in order, resolving placeholders from the process environment.
+    pub fn from_paths(paths: &[PathBuf]) -> Result<Config, Error> {
+        let env = |k: &str| std::env::var(k).ok();
+        let layers = paths
+            .iter()
+            .map(|p| Layer::from_path(p, &env))
+            .collect::<Result<Vec<_>, _>>()?;
+        Config::from_layers(layers)
+    }
+
+    /// The built-in default: one anonymous Docker Hub account.
+    pub fn builtin() -> Config {
+        let address = Url::parse(DEFAULT_ADDRESS).unwrap_or_else(|_| unreachable!("constant URL"));
+        let account = Account {
+            name: DEFAULT_ACCOUNT.to_owned(),
+            endpoint: Endpoint {
+                address,
+                insecure: false,
+                timeout: DEFAULT_CLIENT_TIMEOUT,
+            },
+            credentials: Credentials::anonymous(),
+            unusable: None,
+        };
+        Config {
+            accounts: BTreeMap::from([(DEFAULT_ACCOUNT.to_owned(), account)]),
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl RawSettings {
+    fn validate(self) -> Settings {
+        let mut s = Settings::default();
+        if let Some(ms) = self.call_timeout_millis.filter(|v| *v > 0) {
+            s.call_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = self.max_manifest_bytes.filter(|v| *v > 0) {
+            s.limits.max_manifest_bytes = n as usize;
+        }
+        if let Some(n) = self.max_config_bytes.filter(|v| *v > 0) {
+            s.limits.max_config_bytes = n as usize;
+        }
+        if let Some(n) = self.retries {
+            s.limits.retries = n.min(10) as u32;
+        }
+        s
+    }
+}
+
+impl Account {
+    fn validate(name: &str, value: Value) -> Result<Account, Vec<String>> {
+        let raw: RawAccount = serde_yaml::from_value(value).map_err(|e| vec![e.to_string()])?;
+        let mut errors = Vec::new();
+        let mut unusable = None;
+        let address = match raw.address.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.push("address: missing".to_owned());
+                None
+            }
+            Some(a) => match parse_address(a) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    errors.push(format!("address {a:?}: {e}"));
+                    None
+                }
+            },
+        };
+        let sources = [
+            ("password", raw.password.is_some()),
+            ("passwordFile", raw.password_file.is_some()),
+            ("passwordCommand", raw.password_command.is_some()),
+        ];
+        let set: Vec<&str> = sources
+            .iter()
+            .filter(|(_, s)| *s)
+            .map(|(n, _)| *n)
+            .collect();
+        if set.len() > 1 {
+            errors.push(format!(
+                "{}: at most one password source may be set",
+                set.join(", ")
+            ));
+        }
+        for (field, value) in [
+            ("username", &raw.username),
+            ("password", &raw.password),
+            ("passwordFile", &raw.password_file),
+            ("passwordCommand", &raw.password_command),
+        ] {
+            if value.as_deref().is_some_and(is_secret_reference) {
+                unusable = Some(format!(
+                    "{field} is a Spinnaker secret reference (encrypted:…), which dimsum cannot resolve; \
+                     write the secret to a file and use passwordFile instead"
+                ));
+            }
+        }
+        // Precedence as in Clouddriver: password, then passwordCommand, then passwordFile.
+        let password = if let Some(p) = raw.password {
+            PasswordSource::Plain(Secret::new(p))
+        } else if let Some(c) = raw.password_command {
+            PasswordSource::Command(c)
+        } else if let Some(f) = raw.password_file {
+            let path = PathBuf::from(f);
+            if unusable.is_none() {
+                if let Err(e) = std::fs::metadata(&path) {
+                    errors.push(format!(
+                        "passwordFile {}: {}",
+                        path.display(),
+                        io_message(&e)
+                    ));
+                }
+            }
+            PasswordSource::File(path)
+        } else {
+            PasswordSource::None
+        };
+        if raw.dockerconfig_file.is_some() {
+            tracing::warn!(
+                account = name,
+                "dockerconfigFile is ignored (Clouddriver never reads it either)"
+            );
+        }
+        let timeout = match raw.client_timeout_millis {
+            Some(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => DEFAULT_CLIENT_TIMEOUT,
+        };
+        match (address, errors.is_empty()) {
+            (Some(address), true) => Ok(Account {
+                name: name.to_owned(),
+                endpoint: Endpoint {
+                    address,
+                    insecure: raw.insecure_registry.unwrap_or(false),
+                    timeout,
+                },
+                credentials: Credentials {
+                    username: raw.username,
+                    password,
+                },
+                unusable,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn is_secret_reference(s: &str) -> bool {
+    s.starts_with("encrypted:") || s.starts_with("encryptedFile:")
+}
+
+/// `std::io::Error`'s message without the "(os error 2)" suffix.
+fn io_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// Clouddriver's normalisation (spinnaker.md §1.3) plus the issue's rule that a scheme-less
+/// address means `https://`.
+fn parse_address(address: &str) -> Result<Url, String> {
+    let (scheme, rest) = address.split_once("://").unwrap_or(("https", address));
+    let mut rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest = rest.strip_suffix("/v2").unwrap_or(rest);
+    if rest.is_empty() {
+        return Err("no host".to_owned());
+    }
+    let url = Url::parse(&format!("{scheme}://{rest}")).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme {:?} is not http or https", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials belong in username/password, not in the address".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an address has no query or fragment".to_owned());
+    }
+    Ok(url)
+}
+
+/// Replaces `${NAME}` and `${NAME:default}` in every string. A string that was one placeholder
+/// is re-read as a YAML scalar, so `${TIMEOUT:5000}` can fill a number.
+fn resolve_placeholders(
+    v: &mut Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    problem: &mut dyn FnMut(String),
+) {
+    match v {
+        Value::String(s) if s.contains("${") => {
+            let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let Some(end) = rest[start..].find('}') else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let inner = &rest[start + 2..start + end];
+                let (key, default) = match inner.split_once(':') {
+                    Some((k, d)) => (k, Some(d)),
+                    None => (inner, None),
+                };
+                match env(key).or_else(|| default.map(str::to_owned)) {
+                    Some(value) => out.push_str(&value),
+                    None => problem(format!(
+                        "${{{key}}} is not set in the environment and has no default"
+                    )),
+                }
+                rest = &rest[start + end + 1..];
+            }
+            out.push_str(rest);
+            *v = match serde_yaml::from_str::<Value>(&out) {
+                Ok(scalar @ (Value::Bool(_) | Value::Number(_))) if whole => scalar,
+                _ => Value::String(out),
+            };
+        }
+        Value::Sequence(items) => items
+            .iter_mut()
+            .for_each(|i| resolve_placeholders(i, env, problem)),
+        Value::Mapping(m) => m
+            .iter_mut()
+            .for_each(|(_, i)| resolve_placeholders(i, env, problem)),
+        _ => {}
+    }
+}
+
+/// Spring binds `"true"` as a boolean; so do we.
+fn flex_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected true or false, got {s:?}"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected true or false, got {other:?}"
+        ))),
+    }
+}
+
+/// Spring binds `"5000"` as a number; so do we.
+fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected a non-negative integer, got {n}"))
+        }),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("expected a non-negative integer, got {s:?}"))
+        }),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a non-negative integer, got {other:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+use super::*;
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "REG" => Some("registry.example:5000".into()),
+        "TIMEOUT" => Some("5000".into()),
+        _ => None,
+    }
+}
+
+fn load(files: &[(&str, &str)]) -> Result<Config, Error> {
+    let layers = files
+        .iter()
+        .map(|(name, text)| Layer::from_reader(name, text.as_bytes(), &env))
+        .collect::<Result<Vec<_>, _>>()?;
+    Config::from_layers(layers)
+}
+
+fn problems(r: Result<Config, Error>) -> Vec<String> {
+    match r {
+        Err(Error::Invalid(p)) => p,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+const HALYARD: &str = r#"
+server: {port: 7002}
+dockerRegistry:
+  enabled: true
+  primaryAccount: hub
+  accounts:
+  - name: hub
+    requiredGroupMembership: []
+    providerVersion: V1
+    permissions: {}
+    address: https://index.docker.io/v2/
+    email: fake.email@spinnaker.io
+    cacheIntervalSeconds: 30
+    clientTimeoutMillis: 60000
+    cacheThreads: 1
+    paginateSize: 100
+    sortTagsByDate: false
+    trackDigests: false
+    insecureRegistry: false
+    repositories: [library/nginx]
+  - name: private
+    address: ${REG}
+    username: bot
+    password: s3cret
+    client-timeout-millis: ${TIMEOUT}
+    insecure-registry: "true"
+"#;
+
+#[test]
+fn reads_halyard_output_and_ignores_clouddriver_only_keys() {
+    let c = load(&[("clouddriver.yml", HALYARD)]).unwrap();
+    let hub = &c.accounts["hub"];
+    assert_eq!(hub.endpoint.address.as_str(), "https://index.docker.io/");
+    assert!(hub.endpoint.is_docker_hub());
+    assert!(hub.credentials.is_anonymous());
+    let p = &c.accounts["private"];
+    assert_eq!(
+        p.endpoint.address.as_str(),
+        "https://registry.example:5000/"
+    );
+    assert_eq!(p.endpoint.timeout, Duration::from_millis(5000));
+    assert!(p.endpoint.insecure);
+    assert_eq!(
+        p.credentials.password,
+        PasswordSource::Plain(Secret::new("s3cret"))
+    );
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "secrets never in Debug"
+    );
+}
+
+#[test]
+fn later_files_override_account_by_account() {
+    let local =
+        "docker-registry:\n  accounts:\n  - name: private\n    address: http://127.0.0.1:5000\n";
+    let c = load(&[
+        ("clouddriver.yml", HALYARD),
+        ("clouddriver-local.yml", local),
+    ])
+    .unwrap();
+    assert_eq!(c.accounts.len(), 2);
+    assert_eq!(
+        c.accounts["private"].endpoint.address.as_str(),
+        "http://127.0.0.1:5000/"
+    );
+    assert!(
+        c.accounts["private"].credentials.is_anonymous(),
+        "the whole account is replaced"
+    );
+    let off = "dockerRegistry: {enabled: false}";
+    assert!(
+        load(&[("a.yml", HALYARD), ("b.yml", off)])
+            .unwrap()
+            .accounts
+            .is_empty()
+    );
+}
+
+#[test]
+fn errors_name_file_account_and_field() {
+    let text = r#"
+dockerRegistry:
+  accounts:
+  - name: ecr
+    address: https://1234.dkr.ecr.us-east-1.amazonaws.com
+    username: AWS
+    passwordFile: /var/run/ecr/token
+  - name: two
+    address: https://a.example
+    password: x
+    passwordCommand: echo y
+  - name: noaddr
+  - address: https://anonymous.example
+  - name: bad
+    address: "ftp://x"
+  - name: bad
+    address: https://x
+  - name: typed
+    address: https://x
+    insecureRegistry: maybe
+"#;
+    let p = problems(load(&[("clouddriver-local.yml", text)]));
+    let want = [
+        "clouddriver-local.yml: accounts[3]: name: missing",
+        "clouddriver-local.yml: account \"bad\": name: defined twice in this file",
+        "clouddriver-local.yml: account \"ecr\": passwordFile /var/run/ecr/token: No such file or directory",
+        "clouddriver-local.yml: account \"noaddr\": address: missing",
+        "clouddriver-local.yml: account \"two\": password, passwordCommand: at most one password source may be set",
+    ];
+    for w in want {
+        assert!(p.iter().any(|x| x == w), "missing {w:?} in {p:#?}");
+    }
+    assert!(
+        p.iter().any(
+            |x| x.starts_with("clouddriver-local.yml: account \"typed\":") && x.contains("maybe")
+        ),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn addresses_and_placeholders() {
+    assert_eq!(
+        parse_address("registry.example/").unwrap().as_str(),
+        "https://registry.example/"
+    );
+    assert_eq!(
+        parse_address("http://h:5000/prefix/v2/").unwrap().as_str(),
+        "http://h:5000/prefix"
+    );
+    assert!(parse_address("https://u:p@h").is_err());
+    assert!(parse_address("https://").is_err());
+    assert!(parse_address("ftp://h").is_err());
+    let p = problems(load(&[(
+        "f.yml",
+        "dockerRegistry:\n  accounts:\n  - {name: a, address: \"${NOPE}\"}\n",
+    )]));
+    assert_eq!(
+        p[0],
+        "f.yml: ${NOPE} is not set in the environment and has no default"
+    );
+    let c = load(&[(
+        "f.yml",
+        "dockerRegistry:\n  accounts:\n  - {name: a, address: \"http://${NOPE:h}:1\"}\n",
+    )])
+    .unwrap();
+    assert_eq!(c.accounts["a"].endpoint.address.as_str(), "http://h:1/");
+}
+
+#[test]
+fn secret_references_make_the_account_unusable_not_the_config() {
+    let c = load(&[("f.yml", "dockerRegistry:\n  accounts:\n  - {name: a, address: h, username: u, password: \"encrypted:vault!e:x!k:y\"}\n")]).unwrap();
+    assert!(
+        c.accounts["a"]
+            .unusable
+            .as_deref()
+            .unwrap()
+            .contains("use passwordFile instead")
+    );
+}
+
+#[test]
+fn dimsum_section_is_strict() {
+    let c = load(&[(
+        "f.yml",
+        "dimsum:\n  callTimeoutMillis: 1000\n  retries: 0\n",
+    )])
+    .unwrap();
+    assert_eq!(c.settings.call_timeout, Duration::from_millis(1000));
+    assert_eq!(c.settings.limits.retries, 0);
+    let p = problems(load(&[("f.yml", "dimsum:\n  cacheSize: 1\n")]));
+    assert!(
+        p[0].starts_with("dimsum: unknown field `cacheSize`"),
+        "{p:?}"
+    );
+    assert!(load(&[("f.yml", "")]).unwrap().accounts.is_empty());
+    assert!(matches!(load(&[("f.yml", "[1")]), Err(Error::Invalid(_))));
+}

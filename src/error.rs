@@ -1,0 +1,129 @@
+//! The crate's error: what went wrong, for which account and image, and the one mapping from it to
+//! the wire contract ([`dimsum_rest::Code`]). Transports convert through [`Error::code`] only.
+
+use std::time::Duration;
+
+use dimsum_rest::Code;
+
+use crate::{history, registry};
+
+/// A dimsum call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A repository, reference, platform or level that is not well formed.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// No account of that name.
+    #[error("unknown account {account:?} (configured: {})", .known.join(", "))]
+    UnknownAccount {
+        /// The name asked for.
+        account: String,
+        /// The names configured.
+        known: Vec<String>,
+    },
+    /// The account exists but cannot be used.
+    #[error("account {account:?} is unusable: {reason}")]
+    AccountUnusable {
+        /// The account.
+        account: String,
+        /// Why.
+        reason: String,
+    },
+    /// The registry call failed.
+    #[error("account {account:?}: {source}")]
+    Registry {
+        /// The account.
+        account: String,
+        /// The registry error.
+        #[source]
+        source: registry::Error,
+    },
+    /// The config blob cannot be converted.
+    #[error("{image}: {source}")]
+    History {
+        /// `repository@digest` of the image.
+        image: String,
+        /// The conversion error.
+        #[source]
+        source: history::Error,
+    },
+    /// The config blob is not an image config.
+    #[error("{image}: config media type {media_type:?} is not a container image config")]
+    NotAnImage {
+        /// `repository@digest` of the image.
+        image: String,
+        /// The config's media type.
+        media_type: String,
+    },
+    /// `level` is past the last entry.
+    #[error("level {level} is out of range: the image has {entries} history entries (levels 0 to {})", .entries.saturating_sub(1))]
+    LevelOutOfRange {
+        /// The level asked for.
+        level: u64,
+        /// How many entries there are.
+        entries: usize,
+    },
+    /// The whole call took longer than `callTimeoutMillis`.
+    #[error("account {account:?}: no answer from the registry within {}ms", .after.as_millis())]
+    Timeout {
+        /// The account.
+        account: String,
+        /// The bound.
+        after: Duration,
+    },
+}
+
+impl Error {
+    /// The application code for this error: the single mapping onto the wire contract.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidInput(_) => Code::InvalidReference,
+            Error::UnknownAccount { .. } => Code::UnknownAccount,
+            Error::AccountUnusable { .. } => Code::AccountUnusable,
+            Error::LevelOutOfRange { .. } => Code::LevelOutOfRange,
+            Error::Timeout { .. } => Code::UpstreamTimeout,
+            Error::NotAnImage { .. } => Code::UnsupportedManifest,
+            Error::History { source, .. } => match source {
+                history::Error::InvalidJson(_) | history::Error::NotAnObject(_) => {
+                    Code::UnsupportedManifest
+                }
+                _ => Code::HistoryUnconvertible,
+            },
+            Error::Registry { source, .. } => match source {
+                registry::Error::NotFound { .. } => Code::NotFound,
+                registry::Error::Denied { .. } => Code::RegistryDenied,
+                registry::Error::RateLimited { .. } => Code::RegistryRateLimited,
+                registry::Error::Unavailable { .. } => Code::RegistryUnavailable,
+                registry::Error::Timeout { .. } => Code::UpstreamTimeout,
+                registry::Error::BadResponse { .. } => Code::RegistryBadResponse,
+                registry::Error::NoMatchingPlatform { .. } => Code::NoMatchingPlatform,
+                registry::Error::Unsupported { .. } => Code::UnsupportedManifest,
+                registry::Error::Credentials { .. } => Code::AccountUnusable,
+                registry::Error::InvalidReference(_) => Code::InvalidReference,
+            },
+        }
+    }
+
+    /// `Retry-After` in seconds, when the registry gave one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Registry {
+                source: registry::Error::RateLimited { retry_after, .. },
+                ..
+            } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The CLI's exit status for an error code (documented in the README).
+pub fn exit_status(code: Code) -> u8 {
+    match code {
+        Code::InvalidReference => 2,
+        Code::UnknownAccount => 3,
+        Code::NotFound | Code::LevelOutOfRange | Code::NoMatchingPlatform => 4,
+        Code::RegistryDenied | Code::AccountUnusable => 5,
+        Code::RegistryUnavailable | Code::RegistryRateLimited | Code::UpstreamTimeout => 6,
+        Code::RegistryBadResponse | Code::UnsupportedManifest | Code::HistoryUnconvertible => 7,
+    }
+}

@@ -1,0 +1,91 @@
+//! The `dimsum` binary: parse arguments, set up logging on stderr, load configuration, run.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use dimsum::cli::{Cli, Command, ConfigSource, ImageArgs};
+use dimsum::{Config, Dimsum, ImageRequest, history};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dimsum: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let exe = std::env::current_exe().ok();
+    let config = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
+        ConfigSource::Files(paths) => Config::from_paths(&paths)?,
+        ConfigSource::Builtin => {
+            eprintln!(
+                "dimsum: no configuration given and no config.yaml found; using the built-in anonymous Docker Hub account \"dockerhub\""
+            );
+            Config::builtin()
+        }
+    };
+    let service = Dimsum::new(&config).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(one_shot(&service, cli.command)))
+}
+
+fn request(i: &ImageArgs) -> ImageRequest<'_> {
+    ImageRequest {
+        account: &i.account,
+        repository: &i.repository,
+        reference: &i.reference,
+        platform: i.platform.as_deref(),
+    }
+}
+
+/// Runs one CLI command and prints exactly the bytes the REST shim sends for it.
+async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
+    let result = match &command {
+        Command::History {
+            image,
+            level: Some(level),
+            strict,
+        } => service
+            .history_level(request(image), *level, history::Options { strict: *strict })
+            .await
+            .map(|(entry, _)| entry.into_bytes()),
+        Command::History {
+            image,
+            level: None,
+            strict,
+        } => service
+            .history(request(image), history::Options { strict: *strict })
+            .await
+            .map(|h| format!("{}\n", history::to_list(&h.entries)).into_bytes()),
+        Command::Manifest { image } => service.manifest(request(image)).await.map(|m| m.bytes),
+        Command::Labels { image } => service.labels(request(image)).await.map(String::into_bytes),
+    };
+    match result {
+        Ok(bytes) => {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dimsum: {e}");
+            ExitCode::from(dimsum::error::exit_status(e.code()))
+        }
+    }
+}
