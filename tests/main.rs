@@ -1,1 +1,13 @@
-//! Integration tests: added with the registry harness.
+//! Integration tests: the dimsum binary and library against real Docker Distribution 2.8
+//! registries (open, htpasswd, token auth), with images pushed through the registry API and built
+//! by umoci/skopeo. The registry's own schema1 conversion is the oracle for every history.
+
+// The harness is shared between test modules of this one binary; `pub` there means "for tests".
+#![allow(unreachable_pub)]
+
+mod harness;
+
+mod auth;
+mod conversion;
+mod errors;
+mod faults;

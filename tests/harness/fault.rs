@@ -1,0 +1,173 @@
+//! An in-process registry for faults a real one cannot produce: 5xx and 429 bursts, wrong
+//! digests, oversized or garbage bodies, silence, and blob redirects to another host. It serves
+//! Vector A (history-conversion.md §9) as `fault/app:v1` and requires Basic auth.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// The served image.
+pub const MANIFEST: &[u8] = include_bytes!("../fixtures/vectors/a.manifest.json");
+/// Its config.
+pub const CONFIG: &[u8] = include_bytes!("../fixtures/vectors/a.config.json");
+const CONFIG_DIGEST: &str =
+    "sha256:b22cf700653e5e384492b70daecce8b3f163036a35ac2aa58c775532812cd4ab";
+/// The manifest's digest.
+pub const MANIFEST_DIGEST: &str =
+    "sha256:3d5ef317fb4ef071eebe08e1a58ffca6a4f1ab92fa7b98f97a2cf472659ddc2a";
+
+/// What the server does wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Nothing: a well-behaved registry.
+    None,
+    /// The first `n` requests get this status (with `Retry-After: 1` for 429).
+    Burst(u16, usize),
+    /// Manifests carry a `Docker-Content-Digest` that does not match their bytes.
+    WrongDigestHeader,
+    /// The config blob's bytes are altered (same length).
+    WrongBlob,
+    /// Manifests are 5 MiB of padding.
+    Oversize,
+    /// Manifests are not JSON.
+    Garbage,
+    /// Manifest requests never answer.
+    Silence,
+    /// Blob requests redirect to this URL (another listener).
+    RedirectBlobs(String),
+}
+
+/// Server state, inspected by tests.
+pub struct FaultState {
+    /// The current fault.
+    pub fault: Mutex<Fault>,
+    /// Requests seen.
+    pub requests: AtomicUsize,
+    /// `Authorization` header per request, in order.
+    pub authorizations: Mutex<Vec<Option<String>>>,
+    failed: AtomicUsize,
+}
+
+/// A running fault server; aborted on drop.
+pub struct FaultServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// State.
+    pub state: Arc<FaultState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultServer {
+    /// Starts with `fault`.
+    pub async fn start(fault: Fault) -> FaultServer {
+        let state = Arc::new(FaultState {
+            fault: Mutex::new(fault),
+            requests: AtomicUsize::new(0),
+            authorizations: Mutex::new(Vec::new()),
+            failed: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FaultServer { url, state, task }
+    }
+
+    /// The `Authorization` values seen so far.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.state.authorizations.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<FaultState>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    state.authorizations.lock().unwrap().push(auth.clone());
+    let path = req.uri().path().to_owned();
+    let fault = state.fault.lock().unwrap().clone();
+    // The second listener of a redirect test serves the config to anyone.
+    if path == "/storage/config" {
+        return (StatusCode::OK, CONFIG.to_vec()).into_response();
+    }
+    if auth.is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", r#"Basic realm="fault""#)],
+            "",
+        )
+            .into_response();
+    }
+    if let Fault::Burst(status, n) = fault {
+        if state.failed.fetch_add(1, Ordering::SeqCst) < n {
+            let mut resp = (
+                StatusCode::from_u16(status).unwrap(),
+                r#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+            )
+                .into_response();
+            if status == 429 {
+                resp.headers_mut()
+                    .insert("retry-after", "1".parse().unwrap());
+            }
+            return resp;
+        }
+    }
+    if path.starts_with("/v2/fault/app/manifests/") {
+        return match fault {
+            Fault::Silence => std::future::pending().await,
+            Fault::Oversize => manifest_response(vec![b' '; 5 * 1024 * 1024], MANIFEST_DIGEST),
+            Fault::Garbage => manifest_response(b"<html>gateway</html>".to_vec(), MANIFEST_DIGEST),
+            Fault::WrongDigestHeader => manifest_response(MANIFEST.to_vec(), CONFIG_DIGEST),
+            _ => manifest_response(MANIFEST.to_vec(), MANIFEST_DIGEST),
+        };
+    }
+    if path == format!("/v2/fault/app/blobs/{CONFIG_DIGEST}") {
+        return match fault {
+            Fault::RedirectBlobs(to) => {
+                (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "").into_response()
+            }
+            Fault::WrongBlob => {
+                let mut altered = CONFIG.to_vec();
+                altered[10] ^= 1;
+                (StatusCode::OK, altered).into_response()
+            }
+            _ => (StatusCode::OK, CONFIG.to_vec()).into_response(),
+        };
+    }
+    (
+        StatusCode::NOT_FOUND,
+        r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+    )
+        .into_response()
+}
+
+fn manifest_response(body: Vec<u8>, digest: &str) -> Response {
+    Response::builder()
+        .header(
+            "content-type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .header("docker-content-digest", digest)
+        .body(Body::from(body))
+        .unwrap()
+}

@@ -1,0 +1,124 @@
+//! A real Docker Distribution 2.8 (`docker-registry`) on a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How the registry authenticates.
+pub enum Mode<'a> {
+    /// No auth section.
+    Open,
+    /// htpasswd Basic with these users (bcrypt entries written with `htpasswd -B`).
+    Htpasswd(&'a [(&'a str, &'a str)]),
+    /// Token auth against our issuer.
+    Token {
+        /// The issuer's token endpoint.
+        realm: &'a str,
+    },
+}
+
+/// The `service` and `issuer` the token registry expects in tokens.
+pub const TOKEN_SERVICE: &str = "dimsum-test-registry";
+/// The `iss` of our issuer.
+pub const TOKEN_ISSUER: &str = "dimsum-test-issuer";
+
+/// A running registry; killed and reaped on drop.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry and waits for its "listening on" line.
+    pub fn start(mode: Mode<'_>) -> Registry {
+        super::require("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let auth = match mode {
+            Mode::Open => String::new(),
+            Mode::Htpasswd(users) => {
+                super::require("htpasswd", "apache2-utils");
+                let mut lines = String::new();
+                for (user, pass) in users {
+                    let out = Command::new("htpasswd")
+                        .args(["-Bbn", user, pass])
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "htpasswd failed");
+                    lines.push_str(String::from_utf8(out.stdout).unwrap().trim());
+                    lines.push('\n');
+                }
+                let path = dir.path().join("htpasswd");
+                std::fs::write(&path, lines).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: dimsum-test\n    path: {}\n",
+                    path.display()
+                )
+            }
+            Mode::Token { realm } => {
+                let cert = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/token-issuer.crt.pem");
+                format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    cert.display()
+                )
+            }
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: dimsum-test\ncompatibility:\n  schema1:\n    enabled: true\n{auth}",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting docker-registry");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keep draining stderr for the registry's life, or it blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(i) = line.find("listening on ") {
+                    let addr: String = line[i + 13..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+        // Bounded: a registry that does not come up within 20 s fails the test.
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("docker-registry did not start listening");
+        Registry {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

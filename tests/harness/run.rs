@@ -1,0 +1,100 @@
+//! Running the dimsum binary the way scripts do.
+
+use std::path::{Path, PathBuf};
+
+/// What a dimsum run produced.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit status.
+    pub code: i32,
+    /// Exactly the bytes printed.
+    pub stdout: Vec<u8>,
+    /// Diagnostics.
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.stdout.clone()).unwrap()
+    }
+
+    /// Asserts success and returns stdout as text.
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code, 0, "dimsum failed: {}", self.stderr);
+        self.text()
+    }
+
+    /// Asserts a failure with `code` and one line on stderr containing `needle`.
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "stderr: {}", self.stderr);
+        assert!(self.stdout.is_empty(), "nothing on stdout on failure");
+        // Log lines (warnings) may precede it; the error itself is one line.
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("dimsum: "))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one error line on stderr: {:?}",
+            self.stderr
+        );
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} not in {:?}",
+            lines[0]
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+    }
+}
+
+/// Writes a config file into `dir`.
+pub fn config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join(format!("config-{}.yml", std::process::id() ^ rand_suffix()));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A one-account config for a registry at `url`, plus extra account lines.
+pub fn account_yaml(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "dimsum:\n  retries: 1\n  callTimeoutMillis: 10000\ndockerRegistry:\n  enabled: true\n  accounts:\n  - name: {name}\n    address: {url}\n{extra}"
+    )
+}
+
+/// Runs `dimsum --config <config> args…` in `cwd`.
+pub async fn dimsum(config: Option<&Path>, args: &[&str], cwd: Option<&Path>) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(args)
+        .env_remove("DIMSUM_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("dimsum hung for 60 s")
+        .unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
