@@ -40,18 +40,9 @@ async fn assert_oracle(
     every_level: bool,
 ) -> Vec<String> {
     let oracle = pusher.oracle(repo, tag).await.expect("registry converts");
-    let list = dimsum(Some(cfg), &["history", "local", repo, tag], None)
+    let ours = dimsum(Some(cfg), &["history", "local", repo, tag], None)
         .await
-        .ok();
-    assert!(
-        list.ends_with("]\n"),
-        "list form ends with a newline like the original"
-    );
-    let parsed: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
-    let ours: Vec<&str> = parsed
-        .iter()
-        .map(|v| v["v1Compatibility"].as_str().unwrap())
-        .collect();
+        .history_list();
     assert_eq!(ours, oracle, "{repo}:{tag}");
     let levels: Vec<usize> = if every_level {
         (0..oracle.len()).collect()
@@ -167,18 +158,13 @@ async fn generated_configs_match_distribution() {
             .oracle("gen/app", &tag)
             .await
             .unwrap_or_else(|e| panic!("registry refused {config}: {e:?}"));
-        let list = dimsum(
+        let ours = dimsum(
             Some(&o.config),
             &["history", "local", "gen/app", &tag],
             None,
         )
         .await
-        .ok();
-        let parsed: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
-        let ours: Vec<&str> = parsed
-            .iter()
-            .map(|v| v["v1Compatibility"].as_str().unwrap())
-            .collect();
+        .history_list();
         assert_eq!(ours, oracle, "config {i}: {config}");
     }
 }
@@ -369,18 +355,13 @@ async fn digests_repository_shapes_and_native_schema1() {
         )
         .await;
     for reference in ["v1-native", native_digest.as_str()] {
-        let list = dimsum(
+        let ours = dimsum(
             Some(&o.config),
             &["history", "local", "solo", reference],
             None,
         )
         .await
-        .ok();
-        let parsed: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
-        let ours: Vec<&str> = parsed
-            .iter()
-            .map(|v| v["v1Compatibility"].as_str().unwrap())
-            .collect();
+        .history_list();
         assert_eq!(ours, want, "schema1 passes through ({reference})");
     }
     let labels = dimsum(
@@ -408,9 +389,8 @@ async fn where_distribution_fails_we_answer_and_strict_refuses() {
         None,
     )
     .await
-    .ok();
-    let parsed: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
-    assert_eq!(parsed.len(), 1, "one synthesised entry per layer");
+    .history_list();
+    assert_eq!(list.len(), 1, "one synthesised entry per layer");
     let labels = dimsum(
         Some(&o.config),
         &["labels", "local", "ext", "no-history"],

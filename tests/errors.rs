@@ -138,3 +138,34 @@ async fn several_files_and_the_builtin_default() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_registry_accepts_a_self_signed_certificate_and_nothing_else_does() {
+    let registry = Registry::start(Mode::OpenTls);
+    let pusher = Pusher::new_insecure(&registry.url());
+    pusher
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let secure = config(dir.path(), &account_yaml("local", &registry.url(), ""));
+    let out = dimsum(Some(&secure), &["history", "local", "team/app", "v1"], None).await;
+    out.fails(6, "registry unavailable");
+    assert!(
+        out.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        out.stderr
+    );
+    // Without a scheme the address means https://.
+    let address = registry.url().trim_start_matches("https://").to_owned();
+    let insecure = config(
+        dir.path(),
+        &account_yaml("local", &address, "    insecureRegistry: true\n"),
+    );
+    let level0 = dimsum(
+        Some(&insecure),
+        &["history", "local", "team/app", "v1", "--level", "0"],
+        None,
+    )
+    .await;
+    assert!(level0.ok().contains(r#""revision":"abc123""#));
+}

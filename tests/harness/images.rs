@@ -37,6 +37,20 @@ impl Pusher {
         }
     }
 
+    /// For a TLS registry with a self-signed certificate.
+    pub fn new_insecure(base: &str) -> Pusher {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        Pusher {
+            base: base.to_owned(),
+            auth: None,
+            http,
+        }
+    }
+
     fn req(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         let r = self.http.request(method, url);
         match &self.auth {

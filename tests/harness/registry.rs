@@ -10,6 +10,8 @@ use std::time::Duration;
 pub enum Mode<'a> {
     /// No auth section.
     Open,
+    /// No auth, served over TLS with a self-signed certificate for 127.0.0.1.
+    OpenTls,
     /// htpasswd Basic with these users (bcrypt entries written with `htpasswd -B`).
     Htpasswd(&'a [(&'a str, &'a str)]),
     /// Token auth against our issuer.
@@ -29,6 +31,7 @@ pub struct Registry {
     child: Child,
     /// `127.0.0.1:<port>`.
     pub addr: String,
+    tls: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -37,8 +40,21 @@ impl Registry {
     pub fn start(mode: Mode<'_>) -> Registry {
         super::require("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
+        let tls = matches!(mode, Mode::OpenTls);
         let auth = match mode {
             Mode::Open => String::new(),
+            Mode::OpenTls => {
+                let fixture = |f: &str| {
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/fixtures")
+                        .join(f)
+                };
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    fixture("registry-tls.crt.pem").display(),
+                    fixture("registry-tls.key.pem").display()
+                )
+            }
             Mode::Htpasswd(users) => {
                 super::require("htpasswd", "apache2-utils");
                 let mut lines = String::new();
@@ -67,8 +83,13 @@ impl Registry {
                 )
             }
         };
+        let (http, auth) = if tls {
+            (auth, String::new())
+        } else {
+            (String::new(), auth)
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: dimsum-test\ncompatibility:\n  schema1:\n    enabled: true\n{auth}",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: dimsum-test\n{http}compatibility:\n  schema1:\n    enabled: true\n{auth}",
             dir.path().join("data").display()
         );
         let config_path = dir.path().join("config.yml");
@@ -91,7 +112,7 @@ impl Registry {
                 if let Some(i) = line.find("listening on ") {
                     let addr: String = line[i + 13..]
                         .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ','))
                         .collect();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
@@ -106,13 +127,18 @@ impl Registry {
         Registry {
             child,
             addr,
+            tls,
             _dir: dir,
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for [`Mode::OpenTls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
     }
 }
 

@@ -25,6 +25,20 @@ impl Output {
         self.text()
     }
 
+    /// Asserts success and parses the list form `[{"v1Compatibility":"…"},…]` + newline.
+    pub fn history_list(&self) -> Vec<String> {
+        let text = self.ok();
+        assert!(
+            text.ends_with("]\n"),
+            "the list form ends with a newline, like the original"
+        );
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        parsed
+            .iter()
+            .map(|v| v["v1Compatibility"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Asserts a failure with `code` and one line on stderr containing `needle`.
     pub fn fails(&self, code: i32, needle: &str) {
         assert_eq!(self.code, code, "stderr: {}", self.stderr);
