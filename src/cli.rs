@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
+  dimsum --config clouddriver.yml serve                     # JSON-RPC + REST on 0.0.0.0:8080
+  echo '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"getLabels\",\"params\":[\"hub\",\"library/nginx\",\"latest\"]}' | dimsum stdio
   dimsum --config /opt/spinnaker/config/clouddriver.yml history dockerhub library/nginx latest --level 0
   dimsum history my-registry team/app v1.2.3                # all entries, [{\"v1Compatibility\":…}]
   dimsum labels my-registry team/app sha256:3d5e…           # {\"revision\":\"abc123\",…}
@@ -39,6 +41,18 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve JSON-RPC (HTTP POST and WebSocket), the REST shim, /healthz and /readyz on one port.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "DIMSUM_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Serve newline-delimited JSON-RPC 2.0 on stdin/stdout until EOF (logs go to stderr).
+    Stdio {
+        /// Longest request line accepted, in bytes.
+        #[arg(long, env = "DIMSUM_MAX_LINE_BYTES", default_value_t = crate::transport::lines::DEFAULT_MAX_LINE)]
+        max_line_bytes: usize,
+    },
     /// Print the image's schema1 history: with --level, that entry's v1Compatibility JSON (level 0
     /// is the image config); without, [{"v1Compatibility":"…"},…].
     History {

@@ -127,3 +127,18 @@ pub fn exit_status(code: Code) -> u8 {
         Code::RegistryBadResponse | Code::UnsupportedManifest | Code::HistoryUnconvertible => 7,
     }
 }
+
+impl From<Error> for jsonrpsee::types::ErrorObjectOwned {
+    /// The one conversion to the wire: a stable code, a message that names the account and image
+    /// (never a credential), and `data` with the code's name, its HTTP status and any `Retry-After`.
+    fn from(e: Error) -> Self {
+        let code = e.code();
+        // Logged once here, where every transport's errors pass.
+        tracing::info!(code = code.name(), "{e}");
+        let mut data = serde_json::json!({"name": code.name(), "httpStatus": code.http_status()});
+        if let Some(secs) = e.retry_after() {
+            data["retryAfter"] = secs.into();
+        }
+        jsonrpsee::types::ErrorObjectOwned::owned(code.number(), e.to_string(), Some(data))
+    }
+}

@@ -13,6 +13,8 @@
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
+//! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
+//! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST).
 //! - [`error`]: the crate [`Error`] and its single mapping to the wire codes.
 #![deny(missing_docs)]
 
@@ -22,7 +24,9 @@ pub mod credentials;
 pub mod error;
 pub mod history;
 pub mod registry;
+pub mod rpc;
 pub mod service;
+pub mod transport;
 
 pub use config::Config;
 pub use error::Error;

@@ -1,12 +1,15 @@
-//! The `dimsum` binary: parse arguments, set up logging on stderr, load configuration, run.
+//! The `dimsum` binary: parse arguments, set up logging on stderr, load configuration, then run
+//! one command or a transport until EOF or a shutdown signal.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use dimsum::cli::{Cli, Command, ConfigSource, ImageArgs};
-use dimsum::{Config, Dimsum, ImageRequest, history};
+use dimsum::rpc::{DimsumApiServer as _, Rpc};
+use dimsum::{Config, Dimsum, ImageRequest, history, transport};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,11 +41,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Config::builtin()
         }
     };
-    let service = Dimsum::new(&config).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(runtime.block_on(one_shot(&service, cli.command)))
+    let service = Arc::new(Dimsum::new(&config).map_err(anyhow::Error::msg)?);
+    let multi_thread = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match cli.command {
+        Command::Serve { listen } => {
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("listening on {listen}"))?;
+            eprintln!("dimsum: listening on {}", listener.local_addr()?);
+            let limits = transport::http::Limits::default();
+            let shutdown = transport::shutdown_signal();
+            multi_thread()?
+                .block_on(transport::http::serve(listener, service, limits, shutdown))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stdio { max_line_bytes } => {
+            let methods = Rpc::new(service).into_rpc();
+            multi_thread()?.block_on(async {
+                let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+                let stdout = tokio::io::stdout();
+                transport::lines::serve(methods.into(), stdin, stdout, max_line_bytes).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            // One lookup: a single-threaded runtime starts fastest.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(runtime.block_on(one_shot(&service, command)))
+        }
+    }
 }
 
 fn request(i: &ImageArgs) -> ImageRequest<'_> {
@@ -75,6 +107,7 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
             .map(|h| format!("{}\n", history::to_list(&h.entries)).into_bytes()),
         Command::Manifest { image } => service.manifest(request(image)).await.map(|m| m.bytes),
         Command::Labels { image } => service.labels(request(image)).await.map(String::into_bytes),
+        Command::Serve { .. } | Command::Stdio { .. } => unreachable!("run handles transports"),
     };
     match result {
         Ok(bytes) => {

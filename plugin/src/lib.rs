@@ -1,11 +1,17 @@
-//! dimsum's wire contract, shared by every transport.
+//! dimsum's wire contract and its REST shim.
 //!
 //! # Layout
 //! - [`codes`]: the application error codes, their names, and the code → HTTP status table.
+//! - [`routes`]: the original dimsum's REST paths → JSON-RPC method and named params.
+//! - [`layer`]: [`RestLayer`], a tower layer mounted on jsonrpsee's HTTP server that answers those
+//!   paths by calling the JSON-RPC service on the same port and rendering its answer.
 //!
-//! The crate knows codes, names and statuses, never registries or history: the root crate converts
-//! its errors into these codes in one place (`dimsum::Error::code`).
+//! The crate knows routes, method names and codes, never registries or history: the root crate
+//! converts its errors into these codes in one place (`dimsum::Error::code`).
 
 pub mod codes;
+pub mod layer;
+pub mod routes;
 
 pub use codes::Code;
+pub use layer::RestLayer;

@@ -1,0 +1,181 @@
+//! The JSON-RPC surface: one trait, served identically over stdio, HTTP and WebSocket.
+//!
+//! Params may come by name or by position. Positional order is the order of the trait's
+//! arguments, so `[account, repository, reference, level]` works; `tag` is accepted by name as an
+//! alias of `reference` (the Docker trigger calls it `tag`). The impl delegates to [`Dimsum`] and
+//! holds no logic beyond choosing a representation.
+
+pub mod types;
+
+use std::sync::Arc;
+
+use jsonrpsee::core::{RpcResult, async_trait};
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::value::RawValue;
+
+use self::types::ManifestResult;
+use crate::error::Error;
+use crate::history;
+use crate::service::{Dimsum, ImageRequest};
+
+/// The OpenRPC document `rpc.discover` returns.
+const OPENRPC: &str = include_str!("openrpc.json");
+
+/// dimsum's JSON-RPC methods.
+#[rpc(server)]
+pub trait DimsumApi {
+    /// The image's schema1 history: with `level`, that v1Compatibility object itself; without,
+    /// `[{"v1Compatibility":"…"},…]`.
+    #[method(name = "getHistory")]
+    #[allow(clippy::too_many_arguments)]
+    async fn get_history(
+        &self,
+        account: String,
+        repository: String,
+        reference: Option<String>,
+        level: Option<u64>,
+        platform: Option<String>,
+        strict: Option<bool>,
+        tag: Option<String>,
+    ) -> RpcResult<Box<RawValue>>;
+
+    /// The manifest (an index resolved to one platform), its digest and media type.
+    #[method(name = "getManifest")]
+    async fn get_manifest(
+        &self,
+        account: String,
+        repository: String,
+        reference: Option<String>,
+        platform: Option<String>,
+        tag: Option<String>,
+    ) -> RpcResult<ManifestResult>;
+
+    /// The image config's `config.Labels` (`{}` when there are none).
+    #[method(name = "getLabels")]
+    async fn get_labels(
+        &self,
+        account: String,
+        repository: String,
+        reference: Option<String>,
+        platform: Option<String>,
+        tag: Option<String>,
+    ) -> RpcResult<Box<RawValue>>;
+
+    /// The OpenRPC description of this API, errors included.
+    #[method(name = "rpc.discover")]
+    fn discover(&self) -> RpcResult<Box<RawValue>>;
+}
+
+/// The server implementation over the service.
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    service: Arc<Dimsum>,
+}
+
+impl Rpc {
+    /// Serves `service`.
+    pub fn new(service: Arc<Dimsum>) -> Rpc {
+        Rpc { service }
+    }
+}
+
+/// `reference` or its alias `tag`: exactly one.
+fn reference(reference: Option<String>, tag: Option<String>) -> Result<String, Error> {
+    match (reference, tag) {
+        (Some(r), None) | (None, Some(r)) => Ok(r),
+        (Some(_), Some(_)) => Err(Error::InvalidInput(
+            "give either reference or tag, not both".into(),
+        )),
+        (None, None) => Err(Error::InvalidInput(
+            "missing reference (a tag or a digest)".into(),
+        )),
+    }
+}
+
+fn raw(json: String) -> RpcResult<Box<RawValue>> {
+    // Our own output is always valid JSON; a failure here is a bug, reported as internal.
+    RawValue::from_string(json)
+        .map_err(|e| ErrorObjectOwned::owned(-32603, format!("internal error: {e}"), None::<()>))
+}
+
+#[async_trait]
+impl DimsumApiServer for Rpc {
+    async fn get_history(
+        &self,
+        account: String,
+        repository: String,
+        reference_: Option<String>,
+        level: Option<u64>,
+        platform: Option<String>,
+        strict: Option<bool>,
+        tag: Option<String>,
+    ) -> RpcResult<Box<RawValue>> {
+        let reference = reference(reference_, tag)?;
+        let req = ImageRequest {
+            account: &account,
+            repository: &repository,
+            reference: &reference,
+            platform: platform.as_deref(),
+        };
+        let options = history::Options {
+            strict: strict.unwrap_or(false),
+        };
+        match level {
+            Some(level) => raw(self.service.history_level(req, level, options).await?.0),
+            None => raw(history::to_list(
+                &self.service.history(req, options).await?.entries,
+            )),
+        }
+    }
+
+    async fn get_manifest(
+        &self,
+        account: String,
+        repository: String,
+        reference_: Option<String>,
+        platform: Option<String>,
+        tag: Option<String>,
+    ) -> RpcResult<ManifestResult> {
+        let reference = reference(reference_, tag)?;
+        let req = ImageRequest {
+            account: &account,
+            repository: &repository,
+            reference: &reference,
+            platform: platform.as_deref(),
+        };
+        let m = self.service.manifest(req).await?;
+        let text = String::from_utf8(m.bytes)
+            .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
+        Ok(ManifestResult {
+            digest: m.digest.to_string(),
+            media_type: m.media_type,
+            manifest: raw(text)?,
+        })
+    }
+
+    async fn get_labels(
+        &self,
+        account: String,
+        repository: String,
+        reference_: Option<String>,
+        platform: Option<String>,
+        tag: Option<String>,
+    ) -> RpcResult<Box<RawValue>> {
+        let reference = reference(reference_, tag)?;
+        let req = ImageRequest {
+            account: &account,
+            repository: &repository,
+            reference: &reference,
+            platform: platform.as_deref(),
+        };
+        raw(self.service.labels(req).await?)
+    }
+
+    fn discover(&self) -> RpcResult<Box<RawValue>> {
+        raw(OPENRPC.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests;

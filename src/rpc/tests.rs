@@ -1,0 +1,110 @@
+//! RPC methods through `RpcModule::call`, without a socket.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use dimsum_rest::Code;
+use serde_json::Value;
+
+use super::*;
+use crate::config::Config;
+
+fn module() -> jsonrpsee::RpcModule<Rpc> {
+    Rpc::new(Arc::new(Dimsum::new(&Config::builtin()).unwrap())).into_rpc()
+}
+
+#[tokio::test]
+async fn discover_describes_every_method_and_code() {
+    let doc: Value = module()
+        .call("rpc.discover", jsonrpsee::rpc_params![])
+        .await
+        .unwrap();
+    let methods: BTreeSet<&str> = doc["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    let registered: BTreeSet<&str> = module().method_names().collect();
+    assert_eq!(methods, registered);
+    let codes: BTreeSet<i64> = doc["methods"][0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_i64().unwrap())
+        .collect();
+    for code in Code::ALL {
+        assert!(
+            codes.contains(&i64::from(code.number())),
+            "{} undocumented",
+            code.name()
+        );
+        let entry = doc["methods"][0]["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["code"] == code.number())
+            .unwrap();
+        assert_eq!(entry["data"]["httpStatus"], code.http_status());
+        assert_eq!(entry["message"], code.name());
+    }
+}
+
+async fn error_of(method: &str, params: Value) -> (i32, Value) {
+    let params = params.as_object().unwrap().clone();
+    let mut object = jsonrpsee::core::params::ObjectParams::new();
+    for (k, v) in params {
+        object.insert(&k, v).unwrap();
+    }
+    match module().call::<_, Value>(method, object).await {
+        Err(jsonrpsee::core::server::MethodsError::JsonRpc(e)) => (
+            e.code(),
+            e.data()
+                .map(|d| serde_json::from_str(d.get()).unwrap())
+                .unwrap_or(Value::Null),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn errors_carry_code_name_and_status() {
+    let (code, data) = error_of(
+        "getHistory",
+        serde_json::json!({"account": "nosuch", "repository": "a", "reference": "b"}),
+    )
+    .await;
+    assert_eq!(code, Code::UnknownAccount.number());
+    assert_eq!(
+        data,
+        serde_json::json!({"name": "unknown_account", "httpStatus": 404})
+    );
+    let (code, _) = error_of(
+        "getHistory",
+        serde_json::json!({"account": "dockerhub", "repository": "a"}),
+    )
+    .await;
+    assert_eq!(
+        code,
+        Code::InvalidReference.number(),
+        "no reference and no tag"
+    );
+    let (code, _) = error_of("getLabels", serde_json::json!({"account": "dockerhub", "repository": "a", "reference": "b", "tag": "c"})).await;
+    assert_eq!(
+        code,
+        Code::InvalidReference.number(),
+        "both reference and tag"
+    );
+    let (code, _) = error_of(
+        "getHistory",
+        serde_json::json!({"account": "dockerhub", "repository": "A", "tag": "b"}),
+    )
+    .await;
+    assert_eq!(code, Code::InvalidReference.number());
+    let (code, _) = error_of(
+        "getHistory",
+        serde_json::json!({"account": "dockerhub", "repository": "a", "tag": "b", "level": -1}),
+    )
+    .await;
+    assert_eq!(code, -32602, "a negative level is invalid params");
+}

@@ -1,0 +1,27 @@
+//! Transports: newline-delimited JSON-RPC over stdio ([`lines`]) and one TCP port with JSON-RPC
+//! over HTTP and WebSocket, the REST shim and health endpoints ([`http`]).
+
+pub mod http;
+pub mod lines;
+
+/// Resolves on Ctrl-C or SIGTERM; every transport shuts down on it.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
