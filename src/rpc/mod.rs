@@ -5,6 +5,10 @@
 //! alias of `reference` (the Docker trigger calls it `tag`). The impl delegates to [`Dimsum`] and
 //! holds no logic beyond choosing a representation.
 
+// Each wire param is a method argument (that is how the macro accepts both by-name and
+// by-position params), and getHistory has seven of them.
+#![allow(clippy::too_many_arguments)]
+
 pub mod types;
 
 use std::sync::Arc;
@@ -28,7 +32,6 @@ pub trait DimsumApi {
     /// The image's schema1 history: with `level`, that v1Compatibility object itself; without,
     /// `[{"v1Compatibility":"…"},…]`.
     #[method(name = "getHistory")]
-    #[allow(clippy::too_many_arguments)]
     async fn get_history(
         &self,
         account: String,
