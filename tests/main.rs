@@ -11,3 +11,4 @@ mod auth;
 mod conversion;
 mod errors;
 mod faults;
+mod serve;

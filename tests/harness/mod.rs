@@ -5,6 +5,7 @@ pub mod fault;
 pub mod images;
 pub mod registry;
 pub mod run;
+pub mod server;
 pub mod token;
 
 /// Panics with the Debian package to install when a tool is missing (tests never skip).
