@@ -60,6 +60,8 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// Size caps and retries for registry requests.
     pub limits: Limits,
+    /// Cache sizes and lifetimes.
+    pub cache: crate::cache::Settings,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
         Settings {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             limits: Limits::default(),
+            cache: crate::cache::Settings::default(),
         }
     }
 }
@@ -87,6 +90,25 @@ struct RawSettings {
     /// Retries of a failed upstream request (connection errors, 429, 5xx). Default 2.
     #[serde(default, deserialize_with = "flex_u64")]
     retries: Option<u64>,
+    /// Cache sizes and lifetimes.
+    #[serde(default)]
+    cache: RawCache,
+}
+
+/// `dimsum.cache`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCache {
+    /// Upper bound on cached manifests, configs and histories, in bytes. Default 16 MiB.
+    #[serde(default, deserialize_with = "flex_u64")]
+    max_bytes: Option<u64>,
+    /// Seconds a tag → digest mapping is trusted before a HEAD revalidates it. Default 30; 0 =
+    /// revalidate on every lookup.
+    #[serde(default, deserialize_with = "flex_u64")]
+    tag_ttl_seconds: Option<u64>,
+    /// Seconds a not-found answer is remembered. Default 10; 0 = never.
+    #[serde(default, deserialize_with = "flex_u64")]
+    negative_ttl_seconds: Option<u64>,
 }
 
 /// One `dockerRegistry.accounts[]` entry in Clouddriver's shape. Unknown keys are ignored.
@@ -336,6 +358,15 @@ impl RawSettings {
         }
         if let Some(n) = self.retries {
             s.limits.retries = n.min(10) as u32;
+        }
+        if let Some(n) = self.cache.max_bytes {
+            s.cache.max_bytes = n;
+        }
+        if let Some(n) = self.cache.tag_ttl_seconds {
+            s.cache.tag_ttl = Duration::from_secs(n);
+        }
+        if let Some(n) = self.cache.negative_ttl_seconds {
+            s.cache.negative_ttl = Duration::from_secs(n);
         }
         s
     }

@@ -63,8 +63,8 @@ pub struct Credentials {
     pub password: PasswordSource,
 }
 
-/// Why credentials could not be produced.
-#[derive(Debug, thiserror::Error)]
+/// Why credentials could not be produced. Cloneable, so cached failures can be shared.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// `passwordFile` could not be read.
     #[error("passwordFile {path}: {source}")]
@@ -73,7 +73,7 @@ pub enum Error {
         path: PathBuf,
         /// The I/O error.
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     /// `passwordCommand` could not be run or produced nothing.
     #[error("passwordCommand failed: {0}")]
@@ -119,9 +119,9 @@ impl Credentials {
 
 /// The first line of `path`, trimmed (Clouddriver 2025.1+ and the original dimsum).
 pub async fn read_password_file(path: &std::path::Path) -> Result<Secret, Error> {
-    let file_error = |source| Error::File {
+    let file_error = |source: std::io::Error| Error::File {
         path: path.to_owned(),
-        source,
+        source: std::sync::Arc::new(source),
     };
     let file = tokio::fs::File::open(path).await.map_err(file_error)?;
     let mut content = String::new();

@@ -7,8 +7,8 @@ use dimsum_rest::Code;
 
 use crate::{history, registry};
 
-/// A dimsum call failed.
-#[derive(Debug, thiserror::Error)]
+/// A dimsum call failed. Cloneable: lookups that shared one fetch share its error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A repository, reference, platform or level that is not well formed.
     #[error("{0}")]

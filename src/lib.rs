@@ -12,17 +12,21 @@
 //! - [`credentials`]: password sources, re-read on use, and the redacted [`credentials::Secret`].
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
+//! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight.
+//! - [`metrics`]: counters of upstream requests and cache lookups (Prometheus registry).
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
 //! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST).
 //! - [`error`]: the crate [`Error`] and its single mapping to the wire codes.
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod history;
+pub mod metrics;
 pub mod registry;
 pub mod rpc;
 pub mod service;

@@ -104,7 +104,7 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
         } => service
             .history(request(image), history::Options { strict: *strict })
             .await
-            .map(|h| format!("{}\n", history::to_list(&h.entries)).into_bytes()),
+            .map(|h| format!("{}\n", h.list).into_bytes()),
         Command::Manifest { image } => service.manifest(request(image)).await.map(|m| m.bytes),
         Command::Labels { image } => service.labels(request(image)).await.map(String::into_bytes),
         Command::Serve { .. } | Command::Stdio { .. } => unreachable!("run handles transports"),

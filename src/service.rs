@@ -1,14 +1,22 @@
-//! The library API every transport calls: accounts + registry client + history. No transport code.
+//! The library API every transport calls: accounts + registry clients + caches + history. No
+//! transport code.
+//!
+//! A lookup by tag asks the tag cache for a digest (or, when the tag's time is up, revalidates it
+//! with one `HEAD`), then takes the manifest, an index's child, the config blob and the computed
+//! history from the content cache, fetching only what is missing (see [`crate::cache`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::{Caches, Entry, Key, TagKey};
 use crate::config::Config;
 use crate::error::Error;
 use crate::history::{self, Extension};
+use crate::metrics::{CacheName, Metrics};
 use crate::registry::manifest::{self, Manifest};
-use crate::registry::{self, Client, Digest, Platform, Reference, Repository};
+use crate::registry::{self, Client, Digest, Fetched, Platform, Reference, Repository};
 
 /// What to look up: an image in an account, optionally for a platform.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +47,8 @@ pub struct ManifestAnswer {
 pub struct HistoryAnswer {
     /// `v1Compatibility` JSON objects, newest first (index 0 = the image config).
     pub entries: Vec<String>,
+    /// The same as the list form, `[{"v1Compatibility":"…"},…]`, rendered once.
+    pub list: String,
     /// dimsum extensions that fired (empty: exactly distribution's output).
     pub extensions: Vec<Extension>,
     /// Digest of the image manifest the history was computed from.
@@ -48,38 +58,46 @@ pub struct HistoryAnswer {
 /// An account's client, or why it cannot be used.
 #[derive(Debug)]
 struct Account {
+    name: Arc<str>,
     client: Client,
     unusable: Option<String>,
 }
 
-/// The service: one registry client per account.
+/// The service: one registry client per account, shared caches and counters.
 #[derive(Debug)]
 pub struct Dimsum {
     accounts: BTreeMap<String, Account>,
     call_timeout: Duration,
+    caches: Caches,
+    metrics: Arc<Metrics>,
 }
 
-/// A resolved image: the manifest and the parsed request parts.
+/// A resolved image: its account, repository and image (or schema1) manifest.
 struct Resolved<'a> {
-    client: &'a Client,
+    account: &'a Account,
     repository: Repository,
-    fetched: registry::Fetched,
+    fetched: Arc<Fetched>,
 }
 
 impl Dimsum {
     /// Builds clients for every account of `config`.
     pub fn new(config: &Config) -> Result<Dimsum, String> {
+        let metrics = Arc::new(Metrics::default());
         let mut accounts = BTreeMap::new();
         for (name, a) in &config.accounts {
+            let limits = config.settings.limits.clone();
             let client = Client::new(
+                name,
                 a.endpoint.clone(),
                 a.credentials.clone(),
-                config.settings.limits.clone(),
+                limits,
+                metrics.clone(),
             )
             .map_err(|e| format!("account {name:?}: {e}"))?;
             accounts.insert(
                 name.clone(),
                 Account {
+                    name: name.as_str().into(),
                     client,
                     unusable: a.unusable.clone(),
                 },
@@ -88,18 +106,30 @@ impl Dimsum {
         Ok(Dimsum {
             accounts,
             call_timeout: config.settings.call_timeout,
+            caches: Caches::new(&config.settings.cache),
+            metrics,
         })
+    }
+
+    /// The counters of upstream requests and cache lookups.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Bytes of cached content now.
+    pub async fn cached_bytes(&self) -> u64 {
+        self.caches.content_bytes().await
     }
 
     /// The manifest (an index is resolved to one platform), its digest and media type.
     pub async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
         self.bounded(req.account, async {
             let r = self.resolve(req).await?;
-            let media_type = r.fetched.manifest.media_type();
+            let f = &r.fetched;
             Ok(ManifestAnswer {
-                digest: r.fetched.digest,
-                media_type,
-                bytes: r.fetched.bytes,
+                digest: f.digest.clone(),
+                media_type: f.manifest.media_type(),
+                bytes: f.bytes.clone(),
             })
         })
         .await
@@ -110,26 +140,34 @@ impl Dimsum {
         &self,
         req: ImageRequest<'_>,
         options: history::Options,
-    ) -> Result<HistoryAnswer, Error> {
+    ) -> Result<Arc<HistoryAnswer>, Error> {
         self.bounded(req.account, async {
             let r = self.resolve(req).await?;
-            let image = format!("{}@{}", r.repository, r.fetched.digest);
-            let (config, layers) = match &r.fetched.manifest {
-                Manifest::Schema1 { history, .. } => {
-                    return Ok(HistoryAnswer { entries: history.clone(), extensions: Vec::new(), digest: r.fetched.digest });
-                }
-                Manifest::Image { config, layers, .. } => (config, layers),
-                Manifest::Index { .. } => unreachable!("resolve returns an image or schema1"),
-            };
-            if !manifest::is_image_config(&config.media_type) {
-                return Err(Error::NotAnImage { image, media_type: config.media_type.clone() });
+            let key = Key::History(
+                r.account.name.clone(),
+                r.repository.to_string(),
+                r.fetched.digest.clone(),
+                options.strict,
+            );
+            if let Some(Entry::History(h)) = self.caches.content.get(&key).await {
+                self.metrics.cache(CacheName::content, true);
+                return Ok(h);
             }
-            let blob = r.client.blob(&r.repository, config).await.map_err(|source| registry_error(req.account, source))?;
-            let built = history::build(&blob, layers, options).map_err(|source| Error::History { image: image.clone(), source })?;
-            for e in &built.extensions {
-                tracing::info!(%image, extension = e.name(), "history extended beyond distribution: {e}");
+            self.metrics.cache(CacheName::content, false);
+            let entry = self
+                .caches
+                .content
+                .try_get_with(key, async {
+                    self.compute_history(&r, options)
+                        .await
+                        .map(|h| Entry::History(Arc::new(h)))
+                })
+                .await
+                .map_err(Arc::unwrap_or_clone)?;
+            match entry {
+                Entry::History(h) => Ok(h),
+                _ => unreachable!("history keys hold histories"),
             }
-            Ok(HistoryAnswer { entries: built.entries, extensions: built.extensions, digest: r.fetched.digest })
         })
         .await
     }
@@ -140,15 +178,14 @@ impl Dimsum {
         req: ImageRequest<'_>,
         level: u64,
         options: history::Options,
-    ) -> Result<(String, HistoryAnswer), Error> {
-        let mut answer = self.history(req, options).await?;
+    ) -> Result<(String, Arc<HistoryAnswer>), Error> {
+        let answer = self.history(req, options).await?;
         let entries = answer.entries.len();
         let index = usize::try_from(level)
             .ok()
             .filter(|i| *i < entries)
             .ok_or(Error::LevelOutOfRange { level, entries })?;
-        let entry = std::mem::take(&mut answer.entries[index]);
-        Ok((entry, answer))
+        Ok((answer.entries[index].clone(), answer))
     }
 
     /// The config's `config.Labels` as a JSON object (`{}` when there are none).
@@ -158,6 +195,176 @@ impl Dimsum {
             .await?;
         let image = format!("{}@{}", req.repository, answer.digest);
         history::labels(top.as_bytes()).map_err(|source| Error::History { image, source })
+    }
+
+    async fn compute_history(
+        &self,
+        r: &Resolved<'_>,
+        options: history::Options,
+    ) -> Result<HistoryAnswer, Error> {
+        let image = format!("{}@{}", r.repository, r.fetched.digest);
+        let digest = r.fetched.digest.clone();
+        let (config, layers) = match &r.fetched.manifest {
+            Manifest::Schema1 { history, .. } => {
+                let list = history::to_list(history);
+                return Ok(HistoryAnswer {
+                    entries: history.clone(),
+                    list,
+                    extensions: Vec::new(),
+                    digest,
+                });
+            }
+            Manifest::Image { config, layers, .. } => (config, layers),
+            Manifest::Index { .. } => unreachable!("resolve returns an image or schema1"),
+        };
+        if !manifest::is_image_config(&config.media_type) {
+            return Err(Error::NotAnImage {
+                image,
+                media_type: config.media_type.clone(),
+            });
+        }
+        let blob = self.blob(r, config).await?;
+        let built = history::build(&blob, layers, options).map_err(|source| Error::History {
+            image: image.clone(),
+            source,
+        })?;
+        for e in &built.extensions {
+            tracing::info!(%image, extension = e.name(), "history extended beyond distribution: {e}");
+        }
+        let list = history::to_list(&built.entries);
+        Ok(HistoryAnswer {
+            entries: built.entries,
+            list,
+            extensions: built.extensions,
+            digest,
+        })
+    }
+
+    async fn blob(
+        &self,
+        r: &Resolved<'_>,
+        descriptor: &manifest::Descriptor,
+    ) -> Result<Arc<Vec<u8>>, Error> {
+        let digest = Digest::parse(&descriptor.digest).ok_or_else(|| {
+            registry_error(
+                &r.account.name,
+                registry::Error::BadResponse {
+                    what: format!("manifest {}@{}", r.repository, r.fetched.digest),
+                    detail: format!("invalid config digest {:?}", descriptor.digest),
+                },
+            )
+        })?;
+        let key = Key::Blob(r.account.name.clone(), r.repository.to_string(), digest);
+        let load = async {
+            let bytes = r.account.client.blob(&r.repository, descriptor).await;
+            bytes
+                .map(|b| Entry::Blob(Arc::new(b)))
+                .map_err(|e| registry_error(&r.account.name, e))
+        };
+        match self.content(key, load).await? {
+            Entry::Blob(b) => Ok(b),
+            _ => unreachable!("blob keys hold blobs"),
+        }
+    }
+
+    /// A content-cache lookup with single flight and hit/miss counting.
+    async fn content(
+        &self,
+        key: Key,
+        load: impl Future<Output = Result<Entry, Error>>,
+    ) -> Result<Entry, Error> {
+        if let Some(hit) = self.caches.content.get(&key).await {
+            self.metrics.cache(CacheName::content, true);
+            return Ok(hit);
+        }
+        self.metrics.cache(CacheName::content, false);
+        self.caches
+            .content
+            .try_get_with(key, load)
+            .await
+            .map_err(Arc::unwrap_or_clone)
+    }
+
+    async fn manifest_by_digest(
+        &self,
+        account: &Account,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Arc<Fetched>, Error> {
+        let key = Key::Manifest(account.name.clone(), repo.to_string(), digest.clone());
+        let load = async {
+            let fetched = account
+                .client
+                .manifest(repo, &Reference::Digest(digest.clone()))
+                .await;
+            fetched
+                .map(|f| Entry::Manifest(Arc::new(f)))
+                .map_err(|e| registry_error(&account.name, e))
+        };
+        match self.content(key, load).await? {
+            Entry::Manifest(m) => Ok(m),
+            _ => unreachable!("manifest keys hold manifests"),
+        }
+    }
+
+    /// The digest a tag points to: from the tag cache, by `HEAD` revalidation, or by `GET`.
+    async fn digest_of_tag(
+        &self,
+        account: &Account,
+        repo: &Repository,
+        tag: &Reference,
+    ) -> Result<Digest, Error> {
+        let key = TagKey {
+            account: account.name.clone(),
+            repository: repo.to_string(),
+            reference: tag.to_string(),
+        };
+        let Some(tags) = &self.caches.tags else {
+            return self.lookup_tag(account, repo, tag, key).await;
+        };
+        if let Some(digest) = tags.get(&key).await {
+            self.metrics.cache(CacheName::tag, true);
+            return Ok(digest);
+        }
+        self.metrics.cache(CacheName::tag, false);
+        tags.try_get_with(key.clone(), self.lookup_tag(account, repo, tag, key))
+            .await
+            .map_err(Arc::unwrap_or_clone)
+    }
+
+    async fn lookup_tag(
+        &self,
+        account: &Account,
+        repo: &Repository,
+        tag: &Reference,
+        key: TagKey,
+    ) -> Result<Digest, Error> {
+        if self.caches.known.get(&key).await.is_some() {
+            // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
+            // unchanged tag costs no GET (and no Docker Hub pull).
+            let head = account
+                .client
+                .head_manifest(repo, tag)
+                .await
+                .map_err(|e| registry_error(&account.name, e))?;
+            if let Some(digest) = head {
+                self.caches.known.insert(key, digest.clone()).await;
+                return Ok(digest);
+            }
+        }
+        let fetched = account
+            .client
+            .manifest(repo, tag)
+            .await
+            .map_err(|e| registry_error(&account.name, e))?;
+        let digest = fetched.digest.clone();
+        let content_key = Key::Manifest(account.name.clone(), repo.to_string(), digest.clone());
+        self.caches
+            .content
+            .insert(content_key, Entry::Manifest(Arc::new(fetched)))
+            .await;
+        self.caches.known.insert(key, digest.clone()).await;
+        Ok(digest)
     }
 
     async fn resolve(&self, req: ImageRequest<'_>) -> Result<Resolved<'_>, Error> {
@@ -184,16 +391,72 @@ impl Dimsum {
             .transpose()
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let repository = account.client.repository(&repository);
-        let fetched = account
-            .client
-            .resolve(&repository, &reference, platform.as_ref())
-            .await
-            .map_err(|source| registry_error(req.account, source))?;
-        Ok(Resolved {
-            client: &account.client,
+        let negative_key = TagKey {
+            account: account.name.clone(),
+            repository: repository.to_string(),
+            reference: format!("{reference} {}", req.platform.unwrap_or("")),
+        };
+        if let Some(negative) = &self.caches.negative {
+            if let Some(e) = negative.get(&negative_key).await {
+                self.metrics.cache(CacheName::negative, true);
+                return Err(e);
+            }
+        }
+        let result = self
+            .resolve_uncached(account, &repository, &reference, platform.as_ref())
+            .await;
+        if let (
+            Some(negative),
+            Err(
+                e @ Error::Registry {
+                    source: registry::Error::NotFound { .. },
+                    ..
+                },
+            ),
+        ) = (&self.caches.negative, &result)
+        {
+            self.metrics.cache(CacheName::negative, false);
+            negative.insert(negative_key, e.clone()).await;
+        }
+        result.map(|fetched| Resolved {
+            account,
             repository,
             fetched,
         })
+    }
+
+    async fn resolve_uncached(
+        &self,
+        account: &Account,
+        repository: &Repository,
+        reference: &Reference,
+        platform: Option<&Platform>,
+    ) -> Result<Arc<Fetched>, Error> {
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(_) => self.digest_of_tag(account, repository, reference).await?,
+        };
+        let top = self
+            .manifest_by_digest(account, repository, &digest)
+            .await?;
+        let Manifest::Index { manifests, .. } = &top.manifest else {
+            return Ok(top);
+        };
+        let child = account
+            .client
+            .choose_child(repository, reference, manifests, platform)
+            .map_err(|e| registry_error(&account.name, e))?;
+        let fetched = self.manifest_by_digest(account, repository, &child).await?;
+        if let Manifest::Index { .. } = fetched.manifest {
+            return Err(registry_error(
+                &account.name,
+                registry::Error::BadResponse {
+                    what: format!("manifest {repository}@{child}"),
+                    detail: "index entry points to another index".to_owned(),
+                },
+            ));
+        }
+        Ok(fetched)
     }
 
     async fn bounded<T>(

@@ -8,6 +8,7 @@
 mod harness;
 
 mod auth;
+mod cache;
 mod conversion;
 mod errors;
 mod faults;

@@ -91,8 +91,8 @@ fn excerpt(body: &[u8]) -> String {
         .collect()
 }
 
-/// A registry operation failed.
-#[derive(Debug, thiserror::Error)]
+/// A registry operation failed. Cloneable: concurrent lookups that shared one fetch share its error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The registry does not have it (404, `MANIFEST_UNKNOWN`, `NAME_UNKNOWN`, `BLOB_UNKNOWN`).
     #[error("{what}: not found{}", detail_suffix(.detail))]

@@ -1,6 +1,6 @@
 //! A pull-only Docker/OCI registry client for one account. It knows nothing of RPC or history.
 //!
-//! Fetching one image ([`Client::resolve`]):
+//! Fetching one image (the service drives these steps, caching each):
 //!
 //! 1. `GET /v2/<name>/manifests/<reference>` with the full [`manifest::ACCEPT`] list, so no registry
 //!    converts to schema1. The digest is computed from the bytes (for signed schema1, from the
@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
@@ -38,6 +39,7 @@ use self::manifest::{Descriptor, Manifest};
 pub use self::platform::Platform;
 pub use self::reference::{Reference, Repository};
 use crate::credentials::{Credentials, Secret};
+use crate::metrics::{Kind, Metrics};
 
 /// Size caps and retry policy (registry-protocol.md §9).
 #[derive(Debug, Clone)]
@@ -113,6 +115,9 @@ pub struct Fetched {
 /// A registry client for one account.
 #[derive(Debug)]
 pub struct Client {
+    /// The account name, for metrics.
+    account: String,
+    metrics: Arc<Metrics>,
     http: reqwest::Client,
     endpoint: Endpoint,
     /// `host[:port]`, for messages.
@@ -129,11 +134,14 @@ struct Answer {
 }
 
 impl Client {
-    /// A client for `endpoint` with its own connection pool.
+    /// A client for `account` at `endpoint` with its own connection pool, counting its requests
+    /// in `metrics`.
     pub fn new(
+        account: &str,
         endpoint: Endpoint,
         credentials: Credentials,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Result<Client, String> {
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             let downgrade = attempt
@@ -163,6 +171,8 @@ impl Client {
             None => endpoint.address.host_str().unwrap_or("").to_owned(),
         };
         Ok(Client {
+            account: account.to_owned(),
+            metrics,
             http,
             endpoint,
             host,
@@ -181,17 +191,14 @@ impl Client {
         }
     }
 
-    /// Fetches an image manifest (or schema1), resolving an index to one platform.
-    pub async fn resolve(
+    /// The child of an index for `platform` (or distribution's default, linux/amd64).
+    pub fn choose_child(
         &self,
         repo: &Repository,
         reference: &Reference,
+        manifests: &[Descriptor],
         platform: Option<&Platform>,
-    ) -> Result<Fetched, Error> {
-        let top = self.manifest(repo, reference).await?;
-        let Manifest::Index { manifests, .. } = &top.manifest else {
-            return Ok(top);
-        };
+    ) -> Result<Digest, Error> {
         let what = self.what_manifest(repo, reference);
         let child = platform::choose(manifests, platform).map_err(|available| {
             Error::NoMatchingPlatform {
@@ -200,17 +207,12 @@ impl Client {
                 available,
             }
         })?;
-        let digest = Digest::parse(&child.digest).ok_or_else(|| {
+        Digest::parse(&child.digest).ok_or_else(|| {
             bad(
                 &what,
                 format!("index entry has an invalid digest {:?}", child.digest),
             )
-        })?;
-        let fetched = self.manifest(repo, &Reference::Digest(digest)).await?;
-        if let Manifest::Index { .. } = fetched.manifest {
-            return Err(bad(&what, "index entry points to another index".to_owned()));
-        }
-        Ok(fetched)
+        })
     }
 
     /// Fetches one manifest by tag or digest and checks its digest.
@@ -224,6 +226,7 @@ impl Client {
         let answer = self
             .request(
                 &what,
+                Kind::manifest_get,
                 Method::GET,
                 url,
                 repo,
@@ -284,6 +287,33 @@ impl Client {
         })
     }
 
+    /// The digest a tag points to, from a `HEAD` (which Docker Hub does not count as a pull);
+    /// `None` when the registry does not say, and the caller must `GET`.
+    pub async fn head_manifest(
+        &self,
+        repo: &Repository,
+        tag: &Reference,
+    ) -> Result<Option<Digest>, Error> {
+        let what = self.what_manifest(repo, tag);
+        let url = self.url(&format!("{repo}/manifests/{tag}"));
+        let answer = self
+            .request(
+                &what,
+                Kind::manifest_head,
+                Method::HEAD,
+                url,
+                repo,
+                Some(manifest::ACCEPT),
+                0,
+            )
+            .await?;
+        let header = answer
+            .headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok());
+        Ok(header.and_then(Digest::parse))
+    }
+
     /// Fetches a blob, checking its size and digest against the descriptor.
     pub async fn blob(&self, repo: &Repository, descriptor: &Descriptor) -> Result<Vec<u8>, Error> {
         let what = format!("blob {repo}@{} from {}", descriptor.digest, self.host);
@@ -307,7 +337,7 @@ impl Client {
         };
         let url = self.url(&format!("{repo}/blobs/{digest}"));
         let answer = self
-            .request(&what, Method::GET, url, repo, None, limit)
+            .request(&what, Kind::blob, Method::GET, url, repo, None, limit)
             .await?;
         if descriptor.size > 0 && answer.body.len() as u64 != descriptor.size {
             return Err(bad(
@@ -345,9 +375,11 @@ impl Client {
     }
 
     /// One logical request: retried on temporary failures within the limits.
+    #[allow(clippy::too_many_arguments)]
     async fn request(
         &self,
         what: &str,
+        kind: Kind,
         method: Method,
         url: Url,
         repo: &Repository,
@@ -357,7 +389,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             let result = self
-                .authenticated(what, method.clone(), &url, repo, accept, limit)
+                .authenticated(what, kind, method.clone(), &url, repo, accept, limit)
                 .await;
             let err = match result {
                 Err(e) if e.is_temporary() && attempt < self.limits.retries => e,
@@ -383,9 +415,11 @@ impl Client {
     }
 
     /// One attempt through the auth state machine (see [`auth`]).
+    #[allow(clippy::too_many_arguments)]
     async fn authenticated(
         &self,
         what: &str,
+        kind: Kind,
         method: Method,
         url: &Url,
         repo: &Repository,
@@ -398,7 +432,14 @@ impl Client {
             Cached::Basic(basic) => Some(basic),
         };
         let mut resp = self
-            .send(what, method.clone(), url.clone(), accept, first.as_ref())
+            .send(
+                what,
+                kind,
+                method.clone(),
+                url.clone(),
+                accept,
+                first.as_ref(),
+            )
             .await?;
         let status = resp.status();
         let challenged = status == StatusCode::UNAUTHORIZED
@@ -434,7 +475,7 @@ impl Client {
                 None => return Err(denied(what, status, &self.error_body(resp).await)),
             };
             resp = self
-                .send(what, method, url.clone(), accept, Some(&retry_with))
+                .send(what, kind, method, url.clone(), accept, Some(&retry_with))
                 .await?;
         }
         self.answer(what, resp, limit).await
@@ -469,7 +510,7 @@ impl Client {
         };
         let url = auth::token_url(realm, service, scopes);
         let resp = self
-            .send(&what, Method::GET, url, None, basic.as_ref())
+            .send(&what, Kind::token, Method::GET, url, None, basic.as_ref())
             .await?;
         let answer = self.answer(&what, resp, MAX_TOKEN_BYTES).await?;
         let parsed: auth::TokenResponse = serde_json::from_slice(&answer.body)
@@ -482,6 +523,7 @@ impl Client {
     async fn send(
         &self,
         what: &str,
+        kind: Kind,
         method: Method,
         url: Url,
         accept: Option<&str>,
@@ -501,9 +543,10 @@ impl Client {
             value.set_sensitive(true);
             req = req.header(AUTHORIZATION, value);
         }
-        req.send()
-            .await
-            .map_err(|e| transport(what, &e, self.endpoint.timeout))
+        let result = req.send().await;
+        let status = result.as_ref().ok().map(|r| r.status().as_u16());
+        self.metrics.upstream(&self.account, kind, status);
+        result.map_err(|e| transport(what, &e, self.endpoint.timeout))
     }
 
     /// Maps a status to success or an error, reading the body within `limit`.

@@ -1,0 +1,132 @@
+//! What dimsum remembers, so a warm lookup asks the registry nothing:
+//!
+//! - **content**: manifests, config blobs and computed histories by digest. Immutable, so kept
+//!   until evicted; bounded by bytes (`dimsum.cache.maxBytes`). Keys include the account and
+//!   repository, so one account's cached content never answers for another's credentials.
+//! - **tags**: tag → digest for `tagTtlSeconds` (default 30; 0 = always revalidate). After that the
+//!   tag is revalidated with one `HEAD` (free on Docker Hub); an unchanged digest costs no `GET`.
+//! - **known**: the last digest seen per tag, which is what makes the `HEAD` revalidation possible.
+//! - **negative**: recent not-found answers, for `negativeTtlSeconds` (default 10).
+//!
+//! Every cache is a moka cache: `try_get_with` runs one loader per key at a time and hands its
+//! result to every concurrent caller (single flight). Only verified content is ever inserted; a
+//! failed load inserts nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::error::Error;
+use crate::registry::{Digest, Fetched};
+use crate::service::HistoryAnswer;
+
+/// Cache settings (`dimsum.cache`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Upper bound on cached content, in bytes.
+    pub max_bytes: u64,
+    /// How long a tag → digest mapping is trusted without asking the registry.
+    pub tag_ttl: Duration,
+    /// How long a not-found answer is remembered.
+    pub negative_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_bytes: 16 * 1024 * 1024,
+            tag_ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Tags remembered at most (each entry is a few hundred bytes).
+const MAX_TAGS: u64 = 20_000;
+
+/// A count-bounded cache whose entries live `ttl`; none at all for a zero `ttl`.
+fn ttl_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<TagKey, V>> {
+    (!ttl.is_zero()).then(|| {
+        Cache::builder()
+            .max_capacity(MAX_TAGS)
+            .time_to_live(ttl)
+            .build()
+    })
+}
+
+/// Identifies an image reference within an account.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub(crate) struct TagKey {
+    pub(crate) account: Arc<str>,
+    pub(crate) repository: String,
+    pub(crate) reference: String,
+}
+
+/// Identifies immutable content.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// A manifest by its digest.
+    Manifest(Arc<str>, String, Digest),
+    /// A blob by its digest.
+    Blob(Arc<str>, String, Digest),
+    /// The history computed from the image manifest with this digest (and strictness).
+    History(Arc<str>, String, Digest, bool),
+}
+
+/// Cached content.
+#[derive(Debug, Clone)]
+pub(crate) enum Entry {
+    Manifest(Arc<Fetched>),
+    Blob(Arc<Vec<u8>>),
+    History(Arc<HistoryAnswer>),
+}
+
+impl Entry {
+    fn weight(&self) -> usize {
+        match self {
+            Entry::Manifest(m) => m.bytes.len() + 256,
+            Entry::Blob(b) => b.len() + 64,
+            Entry::History(h) => {
+                h.entries.iter().map(|e| e.len() + 32).sum::<usize>() + h.list.len() + 128
+            }
+        }
+    }
+}
+
+/// All caches of one service.
+#[derive(Debug)]
+pub(crate) struct Caches {
+    pub(crate) content: Cache<Key, Entry>,
+    pub(crate) tags: Option<Cache<TagKey, Digest>>,
+    pub(crate) known: Cache<TagKey, Digest>,
+    pub(crate) negative: Option<Cache<TagKey, Error>>,
+}
+
+impl Caches {
+    pub(crate) fn new(settings: &Settings) -> Caches {
+        let content = Cache::builder()
+            .max_capacity(settings.max_bytes)
+            .weigher(|k: &Key, v: &Entry| {
+                let key = match k {
+                    Key::Manifest(a, r, _) | Key::Blob(a, r, _) | Key::History(a, r, _, _) => {
+                        a.len() + r.len() + 80
+                    }
+                };
+                u32::try_from(key + v.weight()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Caches {
+            content,
+            tags: ttl_cache(settings.tag_ttl),
+            known: Cache::builder().max_capacity(MAX_TAGS).build(),
+            negative: ttl_cache(settings.negative_ttl),
+        }
+    }
+
+    /// Bytes of content held now (after pending evictions are applied).
+    pub(crate) async fn content_bytes(&self) -> u64 {
+        self.content.run_pending_tasks().await;
+        self.content.weighted_size()
+    }
+}

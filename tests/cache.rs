@@ -1,0 +1,196 @@
+//! What the caches save: upstream requests counted by kind, against a real registry.
+
+use std::sync::Arc;
+
+use dimsum::metrics::Kind;
+use dimsum::{Config, Dimsum, ImageRequest, history};
+
+use crate::harness::fault::{Fault, FaultServer};
+use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::registry::{Mode, Registry};
+use crate::harness::run::config;
+
+const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
+const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
+const VB: &[u8] = include_bytes!("fixtures/vectors/b.config.json");
+
+fn service(url: &str, settings: &str) -> (Arc<Dimsum>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "dimsum:\n  retries: 0\n{settings}dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{url}\", username: u, password: p}}\n"
+    );
+    let path = config(dir.path(), &yaml);
+    (
+        Arc::new(Dimsum::new(&Config::from_paths(&[path]).unwrap()).unwrap()),
+        dir,
+    )
+}
+
+fn req(reference: &str) -> ImageRequest<'_> {
+    ImageRequest {
+        account: "local",
+        repository: "team/app",
+        reference,
+        platform: None,
+    }
+}
+
+struct Counts {
+    get: u64,
+    head: u64,
+    blob: u64,
+}
+
+fn counts(s: &Dimsum) -> Counts {
+    let m = s.metrics();
+    Counts {
+        get: m.upstream_count("local", Kind::manifest_get),
+        head: m.upstream_count("local", Kind::manifest_head),
+        blob: m.upstream_count("local", Kind::blob),
+    }
+}
+
+async fn level0(s: &Dimsum, reference: &str) -> String {
+    s.history_level(req(reference), 0, history::Options::default())
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_lookups_share_one_fetch_and_warm_ones_fetch_nothing() {
+    let registry = Registry::start(Mode::Open);
+    let pusher = Pusher::new(&registry.url(), None);
+    let (_, digest) = pusher
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let (s, _dir) = service(&registry.url(), "");
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { level0(&s, "v1").await }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]));
+    let c = counts(&s);
+    assert_eq!(
+        (c.get, c.blob, c.head),
+        (1, 1, 0),
+        "1000 concurrent lookups: one manifest GET, one blob GET"
+    );
+    // Within the tag TTL, and by digest after the first: nothing.
+    for _ in 0..10 {
+        level0(&s, "v1").await;
+        level0(&s, &digest).await;
+        s.labels(req("v1")).await.unwrap();
+        s.manifest(req(&digest)).await.unwrap();
+    }
+    let c = counts(&s);
+    assert_eq!(
+        (c.get, c.blob, c.head),
+        (1, 1, 0),
+        "warm lookups ask the registry nothing"
+    );
+    assert!(
+        s.metrics()
+            .cache_count(dimsum::metrics::CacheName::tag, true)
+            >= 10
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_tag_costs_one_head_and_a_moved_tag_is_followed() {
+    let registry = Registry::start(Mode::Open);
+    let pusher = Pusher::new(&registry.url(), None);
+    pusher
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    // A zero TTL makes every lookup one whose time is up.
+    let (s, _dir) = service(&registry.url(), "  cache:\n    tagTtlSeconds: 0\n");
+    let first = level0(&s, "v1").await;
+    let c = counts(&s);
+    assert_eq!((c.get, c.blob, c.head), (1, 1, 0));
+    assert_eq!(level0(&s, "v1").await, first);
+    let c = counts(&s);
+    assert_eq!(
+        (c.get, c.blob, c.head),
+        (1, 1, 1),
+        "unchanged tag: one HEAD, no GET"
+    );
+    // The tag moves: the HEAD sees the new digest, which is fetched by digest.
+    pusher
+        .image("team/app", "v1", SCHEMA2, VB, &[b"layer-a", b"layer-b"])
+        .await;
+    let moved = level0(&s, "v1").await;
+    assert_ne!(moved, first);
+    let c = counts(&s);
+    assert_eq!((c.get, c.blob, c.head), (2, 2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_is_remembered_briefly_and_the_cache_stays_within_its_bytes() {
+    let registry = Registry::start(Mode::Open);
+    let pusher = Pusher::new(&registry.url(), None);
+    let (s, _dir) = service(&registry.url(), "  cache:\n    maxBytes: 20000\n");
+    for _ in 0..3 {
+        let e = s
+            .history(req("nope"), history::Options::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), dimsum_rest::Code::NotFound);
+    }
+    assert_eq!(
+        counts(&s).get,
+        1,
+        "two of three not-founds came from the negative cache"
+    );
+    for i in 0..40 {
+        let config = format!(
+            r#"{{"config":{{"Labels":{{"i":"{i}","pad":"{}"}}}},"history":[{{"created_by":"x"}}],"rootfs":{{"diff_ids":["x"]}}}}"#,
+            "p".repeat(400)
+        );
+        pusher
+            .image(
+                "team/app",
+                &format!("t{i}"),
+                SCHEMA2,
+                config.as_bytes(),
+                &[format!("layer {i}").as_bytes()],
+            )
+            .await;
+        let top = level0(&s, &format!("t{i}")).await;
+        assert!(top.contains(&format!(r#""i":"{i}""#)));
+        assert!(
+            s.cached_bytes().await <= 20000,
+            "the cache never exceeds its configured bytes"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_that_failed_verification_is_cached() {
+    let server = FaultServer::start(Fault::WrongBlob).await;
+    let (s, _dir) = service(&server.url, "");
+    let req = ImageRequest {
+        account: "local",
+        repository: "fault/app",
+        reference: "v1",
+        platform: None,
+    };
+    let e = s
+        .history(req, history::Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), dimsum_rest::Code::RegistryBadResponse);
+    *server.state.fault.lock().unwrap() = Fault::None;
+    let h = s.history(req, history::Options::default()).await.unwrap();
+    assert!(h.entries[0].contains("abc123"));
+    assert_eq!(
+        s.metrics().upstream_count("local", Kind::blob),
+        2,
+        "the bad blob was not cached: fetched again"
+    );
+}
