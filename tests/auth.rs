@@ -202,3 +202,59 @@ async fn credentials_are_withheld_from_a_plain_http_realm_on_another_host() {
         "no credentials went to the other host: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_challenges_share_one_token_exchange() {
+    let (issuer, registry, _pusher) = token_registry().await;
+    let pusher = Pusher::new(
+        &registry.url(),
+        Some(format!(
+            "Bearer {}",
+            Issuer::mint("team/app", &["pull", "push"])
+        )),
+    );
+    for i in 0..20 {
+        pusher
+            .image("team/app", &format!("t{i}"), SCHEMA2, VA, &[VA_LAYER])
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &account_yaml(
+            "local",
+            &registry.url(),
+            "    username: alice\n    password: first-secret\n",
+        ),
+    );
+    let service = std::sync::Arc::new(Dimsum::new(&Config::from_paths(&[cfg]).unwrap()).unwrap());
+    let before = issuer.state.requests.load(Ordering::SeqCst);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let service = service.clone();
+        tasks.push(tokio::spawn(async move {
+            let tag = format!("t{i}");
+            let req = ImageRequest {
+                account: "local",
+                repository: "team/app",
+                reference: &tag,
+                platform: None,
+            };
+            service.labels(req).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().contains("abc123"));
+    }
+    assert_eq!(
+        issuer.state.requests.load(Ordering::SeqCst),
+        before + 1,
+        "twenty concurrent 401s, one token"
+    );
+    assert_eq!(
+        service
+            .metrics()
+            .upstream_count("local", dimsum::metrics::Kind::token),
+        1
+    );
+}

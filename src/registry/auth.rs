@@ -144,9 +144,15 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// How long a fetched token is handed to callers that were already waiting for one: concurrent
+/// 401s for a repository share one token exchange (single flight).
+const FLIGHT: Duration = Duration::from_secs(10);
+
 /// Cached credentials for one account.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct AuthCache {
+    /// Token exchanges in flight or just finished, by repository.
+    flights: moka::future::Cache<String, (Secret, Duration)>,
     /// Bearer tokens by repository. A std `Mutex`: held only for map operations, never across
     /// an `.await`.
     tokens: Mutex<HashMap<String, (Secret, Instant)>>,
@@ -165,7 +171,38 @@ pub(crate) enum Cached {
     Basic(Secret),
 }
 
+impl Default for AuthCache {
+    fn default() -> AuthCache {
+        AuthCache {
+            flights: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(FLIGHT)
+                .build(),
+            tokens: Mutex::default(),
+            basic: Mutex::default(),
+        }
+    }
+}
+
 impl AuthCache {
+    /// Runs `fetch` for `repository` unless an exchange for it is running or just finished, in
+    /// which case its token is shared.
+    pub(crate) async fn exchange<E: Send + Sync + 'static>(
+        &self,
+        repository: &str,
+        fetch: impl std::future::Future<Output = Result<(Secret, Duration), E>>,
+    ) -> Result<(Secret, Duration), std::sync::Arc<E>> {
+        self.flights
+            .try_get_with(repository.to_owned(), fetch)
+            .await
+    }
+
+    /// Forgets a token the registry refused, so the next exchange really happens.
+    pub(crate) async fn refused(&self, repository: &str) {
+        self.flights.invalidate(repository).await;
+        self.forget_token(repository);
+    }
+
     pub(crate) fn get(&self, repository: &str) -> Cached {
         let now = Instant::now();
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());

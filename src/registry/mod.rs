@@ -453,15 +453,24 @@ impl Client {
                     service,
                     scopes,
                 }) => {
-                    self.auth.forget_token(repo.as_str());
+                    if first
+                        .as_ref()
+                        .is_some_and(|s| s.expose().starts_with("Bearer "))
+                    {
+                        // The registry refused the token we hold: exchange a new one.
+                        self.auth.refused(repo.as_str()).await;
+                    }
                     let scopes = if scopes.is_empty() {
                         vec![format!("repository:{repo}:pull")]
                     } else {
                         scopes
                     };
+                    let fetch = self.fetch_token(what, &realm, service.as_deref(), &scopes);
                     let (token, lifetime) = self
-                        .fetch_token(what, &realm, service.as_deref(), &scopes)
-                        .await?;
+                        .auth
+                        .exchange(repo.as_str(), fetch)
+                        .await
+                        .map_err(Arc::unwrap_or_clone)?;
                     self.auth.put_token(repo.as_str(), token.clone(), lifetime);
                     Secret::new(format!("Bearer {}", token.expose()))
                 }
