@@ -88,7 +88,9 @@ impl Entry {
             Entry::Manifest(m) => m.bytes.len() + 256,
             Entry::Blob(b) => b.len() + 64,
             Entry::History(h) => {
-                h.entries.iter().map(|e| e.len() + 32).sum::<usize>() + h.list.len() + 128
+                h.entries.iter().map(|e| e.get().len() + 32).sum::<usize>()
+                    + h.list.get().len()
+                    + 128
             }
         }
     }

@@ -61,7 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stdio { max_line_bytes } => {
             let methods = Rpc::new(service).into_rpc();
             multi_thread()?.block_on(async {
-                let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+                let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
                 let stdout = tokio::io::stdout();
                 transport::lines::serve(methods.into(), stdin, stdout, max_line_bytes).await
             })?;
@@ -96,7 +96,7 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
         } => service
             .history_level(request(image), *level, history::Options { strict: *strict })
             .await
-            .map(|(entry, _)| entry.into_bytes()),
+            .map(|(entry, _)| entry.get().as_bytes().to_vec()),
         Command::History {
             image,
             level: None,
@@ -104,7 +104,7 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
         } => service
             .history(request(image), history::Options { strict: *strict })
             .await
-            .map(|h| format!("{}\n", h.list).into_bytes()),
+            .map(|h| format!("{}\n", h.list.get()).into_bytes()),
         Command::Manifest { image } => service.manifest(request(image)).await.map(|m| m.bytes),
         Command::Labels { image } => service.labels(request(image)).await.map(String::into_bytes),
         Command::Serve { .. } | Command::Stdio { .. } => unreachable!("run handles transports"),

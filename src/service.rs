@@ -10,6 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 use crate::cache::{Caches, Entry, Key, TagKey};
 use crate::config::Config;
 use crate::error::Error;
@@ -45,10 +47,11 @@ pub struct ManifestAnswer {
 /// An image's history.
 #[derive(Debug, Clone)]
 pub struct HistoryAnswer {
-    /// `v1Compatibility` JSON objects, newest first (index 0 = the image config).
-    pub entries: Vec<String>,
+    /// `v1Compatibility` JSON objects, newest first (index 0 = the image config). Kept as raw
+    /// JSON so answering costs a copy, never a parse or a re-serialisation.
+    pub entries: Vec<Box<RawValue>>,
     /// The same as the list form, `[{"v1Compatibility":"…"},…]`, rendered once.
-    pub list: String,
+    pub list: Box<RawValue>,
     /// dimsum extensions that fired (empty: exactly distribution's output).
     pub extensions: Vec<Extension>,
     /// Digest of the image manifest the history was computed from.
@@ -70,6 +73,24 @@ pub struct Dimsum {
     call_timeout: Duration,
     caches: Caches,
     metrics: Arc<Metrics>,
+}
+
+/// A parsed request.
+struct Parsed<'a> {
+    account: &'a Account,
+    repository: Repository,
+    reference: Reference,
+    platform: Option<Platform>,
+}
+
+impl Parsed<'_> {
+    fn tag_key(&self) -> TagKey {
+        TagKey {
+            account: self.account.name.clone(),
+            repository: self.repository.to_string(),
+            reference: self.reference.to_string(),
+        }
+    }
 }
 
 /// A resolved image: its account, repository and image (or schema1) manifest.
@@ -123,16 +144,17 @@ impl Dimsum {
 
     /// The manifest (an index is resolved to one platform), its digest and media type.
     pub async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
-        self.bounded(req.account, async {
-            let r = self.resolve(req).await?;
-            let f = &r.fetched;
-            Ok(ManifestAnswer {
-                digest: f.digest.clone(),
-                media_type: f.manifest.media_type(),
-                bytes: f.bytes.clone(),
-            })
+        let parsed = self.parse(req)?;
+        let fetched = match self.cached(&parsed).await {
+            Some(f) => f,
+            // The cold path's future is large; boxing it keeps the warm path's small and unmoved.
+            None => Box::pin(self.bounded(req.account, self.resolve_cold(&parsed))).await?,
+        };
+        Ok(ManifestAnswer {
+            digest: fetched.digest.clone(),
+            media_type: fetched.manifest.media_type(),
+            bytes: fetched.bytes.clone(),
         })
-        .await
     }
 
     /// All history entries.
@@ -141,35 +163,48 @@ impl Dimsum {
         req: ImageRequest<'_>,
         options: history::Options,
     ) -> Result<Arc<HistoryAnswer>, Error> {
-        self.bounded(req.account, async {
-            let r = self.resolve(req).await?;
+        let parsed = self.parse(req)?;
+        if let Some(fetched) = self.cached(&parsed).await {
             let key = Key::History(
-                r.account.name.clone(),
-                r.repository.to_string(),
-                r.fetched.digest.clone(),
+                parsed.account.name.clone(),
+                parsed.repository.to_string(),
+                fetched.digest.clone(),
                 options.strict,
             );
             if let Some(Entry::History(h)) = self.caches.content.get(&key).await {
                 self.metrics.cache(CacheName::content, true);
                 return Ok(h);
             }
-            self.metrics.cache(CacheName::content, false);
-            let entry = self
-                .caches
-                .content
-                .try_get_with(key, async {
-                    self.compute_history(&r, options)
-                        .await
-                        .map(|h| Entry::History(Arc::new(h)))
-                })
+        }
+        Box::pin(self.bounded(req.account, self.history_cold(&parsed, options))).await
+    }
+
+    async fn history_cold(
+        &self,
+        parsed: &Parsed<'_>,
+        options: history::Options,
+    ) -> Result<Arc<HistoryAnswer>, Error> {
+        let fetched = self.resolve_cold(parsed).await?;
+        let r = Resolved {
+            account: parsed.account,
+            repository: parsed.repository.clone(),
+            fetched,
+        };
+        let key = Key::History(
+            r.account.name.clone(),
+            r.repository.to_string(),
+            r.fetched.digest.clone(),
+            options.strict,
+        );
+        let load = async {
+            self.compute_history(&r, options)
                 .await
-                .map_err(Arc::unwrap_or_clone)?;
-            match entry {
-                Entry::History(h) => Ok(h),
-                _ => unreachable!("history keys hold histories"),
-            }
-        })
-        .await
+                .map(|h| Entry::History(Arc::new(h)))
+        };
+        match self.content(key, load).await? {
+            Entry::History(h) => Ok(h),
+            _ => unreachable!("history keys hold histories"),
+        }
     }
 
     /// One history entry; level 0 is the image config.
@@ -178,7 +213,7 @@ impl Dimsum {
         req: ImageRequest<'_>,
         level: u64,
         options: history::Options,
-    ) -> Result<(String, Arc<HistoryAnswer>), Error> {
+    ) -> Result<(Box<RawValue>, Arc<HistoryAnswer>), Error> {
         let answer = self.history(req, options).await?;
         let entries = answer.entries.len();
         let index = usize::try_from(level)
@@ -194,7 +229,7 @@ impl Dimsum {
             .history_level(req, 0, history::Options::default())
             .await?;
         let image = format!("{}@{}", req.repository, answer.digest);
-        history::labels(top.as_bytes()).map_err(|source| Error::History { image, source })
+        history::labels(top.get().as_bytes()).map_err(|source| Error::History { image, source })
     }
 
     async fn compute_history(
@@ -206,13 +241,8 @@ impl Dimsum {
         let digest = r.fetched.digest.clone();
         let (config, layers) = match &r.fetched.manifest {
             Manifest::Schema1 { history, .. } => {
-                let list = history::to_list(history);
-                return Ok(HistoryAnswer {
-                    entries: history.clone(),
-                    list,
-                    extensions: Vec::new(),
-                    digest,
-                });
+                let extensions = Vec::new();
+                return raw_answer(history.clone(), extensions, digest, &r.account.name, &image);
             }
             Manifest::Image { config, layers, .. } => (config, layers),
             Manifest::Index { .. } => unreachable!("resolve returns an image or schema1"),
@@ -231,13 +261,13 @@ impl Dimsum {
         for e in &built.extensions {
             tracing::info!(%image, extension = e.name(), "history extended beyond distribution: {e}");
         }
-        let list = history::to_list(&built.entries);
-        Ok(HistoryAnswer {
-            entries: built.entries,
-            list,
-            extensions: built.extensions,
+        raw_answer(
+            built.entries,
+            built.extensions,
             digest,
-        })
+            &r.account.name,
+            &image,
+        )
     }
 
     async fn blob(
@@ -367,7 +397,8 @@ impl Dimsum {
         Ok(digest)
     }
 
-    async fn resolve(&self, req: ImageRequest<'_>) -> Result<Resolved<'_>, Error> {
+    /// Everything a lookup needs before any I/O; bad input fails here.
+    fn parse(&self, req: ImageRequest<'_>) -> Result<Parsed<'_>, Error> {
         let account = self
             .accounts
             .get(req.account)
@@ -381,20 +412,72 @@ impl Dimsum {
                 reason: reason.clone(),
             });
         }
-        let repository =
-            Repository::parse(req.repository).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let reference =
-            Reference::parse(req.reference).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let invalid = |e: &dyn std::fmt::Display| Error::InvalidInput(e.to_string());
+        let repository = Repository::parse(req.repository).map_err(|e| invalid(&e))?;
+        let reference = Reference::parse(req.reference).map_err(|e| invalid(&e))?;
         let platform = req
             .platform
             .map(Platform::parse)
             .transpose()
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            .map_err(|e| invalid(&e))?;
         let repository = account.client.repository(&repository);
+        Ok(Parsed {
+            account,
+            repository,
+            reference,
+            platform,
+        })
+    }
+
+    /// The image from the caches alone, if they hold all of it: no I/O, no waiting.
+    async fn cached(&self, p: &Parsed<'_>) -> Option<Arc<Fetched>> {
+        let digest = match &p.reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(_) => self.caches.tags.as_ref()?.get(&p.tag_key()).await?,
+        };
+        let top = self.cached_manifest(p, digest).await?;
+        let Manifest::Index { manifests, .. } = &top.manifest else {
+            return Some(top);
+        };
+        let child = p
+            .account
+            .client
+            .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
+            .ok()?;
+        self.cached_manifest(p, child)
+            .await
+            .filter(|f| !matches!(f.manifest, Manifest::Index { .. }))
+    }
+
+    async fn cached_manifest(&self, p: &Parsed<'_>, digest: Digest) -> Option<Arc<Fetched>> {
+        match self
+            .caches
+            .content
+            .get(&Key::Manifest(
+                p.account.name.clone(),
+                p.repository.to_string(),
+                digest,
+            ))
+            .await?
+        {
+            Entry::Manifest(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Resolves through the registry where the caches fall short, remembering not-founds.
+    async fn resolve_cold(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
         let negative_key = TagKey {
-            account: account.name.clone(),
-            repository: repository.to_string(),
-            reference: format!("{reference} {}", req.platform.unwrap_or("")),
+            account: p.account.name.clone(),
+            repository: p.repository.to_string(),
+            reference: format!(
+                "{} {}",
+                p.reference,
+                p.platform
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
         };
         if let Some(negative) = &self.caches.negative {
             if let Some(e) = negative.get(&negative_key).await {
@@ -403,7 +486,7 @@ impl Dimsum {
             }
         }
         let result = self
-            .resolve_uncached(account, &repository, &reference, platform.as_ref())
+            .resolve_uncached(p.account, &p.repository, &p.reference, p.platform.as_ref())
             .await;
         if let (
             Some(negative),
@@ -418,11 +501,7 @@ impl Dimsum {
             self.metrics.cache(CacheName::negative, false);
             negative.insert(negative_key, e.clone()).await;
         }
-        result.map(|fetched| Resolved {
-            account,
-            repository,
-            fetched,
-        })
+        result
     }
 
     async fn resolve_uncached(
@@ -473,6 +552,38 @@ impl Dimsum {
                 })
             })
     }
+}
+
+/// Keeps history entries as raw JSON: validated once here, copied verbatim from then on. A
+/// schema1 manifest's strings come from the registry, so an invalid one is its bad response.
+fn raw_answer(
+    entries: Vec<String>,
+    extensions: Vec<Extension>,
+    digest: Digest,
+    account: &str,
+    image: &str,
+) -> Result<HistoryAnswer, Error> {
+    let invalid = |e: serde_json::Error| {
+        registry_error(
+            account,
+            registry::Error::BadResponse {
+                what: image.to_owned(),
+                detail: format!("history entry is not JSON: {e}"),
+            },
+        )
+    };
+    let list = RawValue::from_string(history::to_list(&entries)).map_err(invalid)?;
+    let entries = entries
+        .into_iter()
+        .map(RawValue::from_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    Ok(HistoryAnswer {
+        entries,
+        list,
+        extensions,
+        digest,
+    })
 }
 
 fn registry_error(account: &str, source: registry::Error) -> Error {

@@ -119,7 +119,7 @@ async fn token_auth_caches_tokens_and_rereads_a_rotated_password_file() {
             .history_level(req("team/app"), 0, history::Options::default())
             .await
             .unwrap();
-        assert_eq!(entry, oracle[0]);
+        assert_eq!(entry.get(), oracle[0]);
     }
     assert_eq!(
         issuer.state.requests.load(Ordering::SeqCst),
@@ -135,7 +135,7 @@ async fn token_auth_caches_tokens_and_rereads_a_rotated_password_file() {
         .history_level(req("team/other"), 0, history::Options::default())
         .await
         .unwrap();
-    assert!(entry.contains(LEVEL0));
+    assert!(entry.get().contains(LEVEL0));
     let last = issuer
         .state
         .authorizations

@@ -55,6 +55,8 @@ async fn level0(s: &Dimsum, reference: &str) -> String {
         .await
         .unwrap()
         .0
+        .get()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +189,7 @@ async fn nothing_that_failed_verification_is_cached() {
     assert_eq!(e.code(), dimsum_rest::Code::RegistryBadResponse);
     *server.state.fault.lock().unwrap() = Fault::None;
     let h = s.history(req, history::Options::default()).await.unwrap();
-    assert!(h.entries[0].contains("abc123"));
+    assert!(h.entries[0].get().contains("abc123"));
     assert_eq!(
         s.metrics().upstream_count("local", Kind::blob),
         2,

@@ -23,6 +23,7 @@ pub mod error;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,13 +158,18 @@ impl Client {
                 attempt.follow()
             }
         });
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("dimsum/", env!("CARGO_PKG_VERSION")))
             .redirect(redirects)
             .timeout(endpoint.timeout)
             .connect_timeout(endpoint.timeout.min(Duration::from_secs(10)))
             .tls_danger_accept_invalid_certs(endpoint.insecure)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(Duration::from_secs(90));
+        if !endpoint.insecure {
+            let tls = tls::client_config().map_err(|e| format!("cannot configure TLS: {e}"))?;
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        let http = builder
             .build()
             .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))?;
         let host = match endpoint.address.port() {

@@ -125,10 +125,8 @@ impl DimsumApiServer for Rpc {
             strict: strict.unwrap_or(false),
         };
         match level {
-            Some(level) => raw(self.service.history_level(req, level, options).await?.0),
-            None => raw(history::to_list(
-                &self.service.history(req, options).await?.entries,
-            )),
+            Some(level) => Ok(self.service.history_level(req, level, options).await?.0),
+            None => Ok(self.service.history(req, options).await?.list.clone()),
         }
     }
 

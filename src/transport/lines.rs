@@ -25,7 +25,7 @@ const MAX_IN_FLIGHT: usize = 256;
 pub async fn serve<R, W>(
     methods: Methods,
     mut reader: R,
-    mut writer: W,
+    writer: W,
     max_line: usize,
 ) -> std::io::Result<()>
 where
@@ -34,15 +34,14 @@ where
 {
     let (tx, mut rx) = mpsc::channel::<String>(MAX_IN_FLIGHT);
     let write = tokio::spawn(async move {
-        while let Some(mut reply) = rx.recv().await {
-            // Raw CR/LF can only be whitespace in valid JSON (never inside a string), so a
-            // pretty-printed manifest becomes one line without changing its meaning.
-            if reply.contains(['\n', '\r']) {
-                reply = reply.replace(['\n', '\r'], " ");
+        let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, writer);
+        while let Some(reply) = rx.recv().await {
+            write_reply(&mut out, reply).await?;
+            // Flush only when nothing else is ready: pipelined replies share one write.
+            while let Ok(reply) = rx.try_recv() {
+                write_reply(&mut out, reply).await?;
             }
-            reply.push('\n');
-            writer.write_all(reply.as_bytes()).await?;
-            writer.flush().await?;
+            out.flush().await?;
         }
         Ok::<_, std::io::Error>(())
     });
@@ -76,6 +75,16 @@ where
     while tasks.join_next().await.is_some() {}
     drop(tx);
     write.await.map_err(std::io::Error::other)?
+}
+
+async fn write_reply<W: AsyncWrite + Unpin>(out: &mut W, mut reply: String) -> std::io::Result<()> {
+    // Raw CR/LF can only be whitespace in valid JSON (never inside a string), so a pretty-printed
+    // manifest becomes one line without changing its meaning.
+    if reply.contains(['\n', '\r']) {
+        reply = reply.replace(['\n', '\r'], " ");
+    }
+    reply.push('\n');
+    out.write_all(reply.as_bytes()).await
 }
 
 enum Line {
