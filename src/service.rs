@@ -310,7 +310,8 @@ impl Dimsum {
         self.metrics.cache(CacheName::content, false);
         self.caches
             .content
-            .try_get_with(key, load)
+            // Boxed: loader futures are large, and moka moves them around while it coalesces.
+            .try_get_with(key, Box::pin(load))
             .await
             .map_err(Arc::unwrap_or_clone)
     }
@@ -357,9 +358,12 @@ impl Dimsum {
             return Ok(digest);
         }
         self.metrics.cache(CacheName::tag, false);
-        tags.try_get_with(key.clone(), self.lookup_tag(account, repo, tag, key))
-            .await
-            .map_err(Arc::unwrap_or_clone)
+        tags.try_get_with(
+            key.clone(),
+            Box::pin(self.lookup_tag(account, repo, tag, key)),
+        )
+        .await
+        .map_err(Arc::unwrap_or_clone)
     }
 
     async fn lookup_tag(

@@ -193,7 +193,7 @@ impl AuthCache {
         fetch: impl std::future::Future<Output = Result<(Secret, Duration), E>>,
     ) -> Result<(Secret, Duration), std::sync::Arc<E>> {
         self.flights
-            .try_get_with(repository.to_owned(), fetch)
+            .try_get_with(repository.to_owned(), Box::pin(fetch))
             .await
     }
 

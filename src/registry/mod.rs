@@ -394,9 +394,10 @@ impl Client {
     ) -> Result<Answer, Error> {
         let mut attempt = 0;
         loop {
-            let result = self
-                .authenticated(what, kind, method.clone(), &url, repo, accept, limit)
-                .await;
+            // Boxed once per attempt: the auth state machine's future is large.
+            let result =
+                Box::pin(self.authenticated(what, kind, method.clone(), &url, repo, accept, limit))
+                    .await;
             let err = match result {
                 Err(e) if e.is_temporary() && attempt < self.limits.retries => e,
                 other => return other,
