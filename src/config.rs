@@ -62,6 +62,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Cache sizes and lifetimes.
     pub cache: crate::cache::Settings,
+    /// The bearer token callers of the TCP transport must send, if set (`auth.tokenFile`).
+    pub api_token: Option<crate::credentials::Secret>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,7 @@ impl Default for Settings {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             limits: Limits::default(),
             cache: crate::cache::Settings::default(),
+            api_token: None,
         }
     }
 }
@@ -93,6 +96,18 @@ struct RawSettings {
     /// Cache sizes and lifetimes.
     #[serde(default)]
     cache: RawCache,
+    /// Authentication of callers of `serve`.
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+/// `dimsum.auth`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawAuth {
+    /// File whose first line (trimmed) is the bearer token every REST and JSON-RPC caller of
+    /// `serve` must send (`Authorization: Bearer <token>`); `/healthz` and `/readyz` are exempt.
+    token_file: Option<PathBuf>,
 }
 
 /// `dimsum.cache`.
@@ -284,7 +299,7 @@ impl Config {
             }
         }
         let settings = match serde_yaml::from_value::<RawSettings>(Value::Mapping(settings)) {
-            Ok(raw) => raw.validate(),
+            Ok(raw) => raw.validate(&mut problems),
             Err(e) => {
                 problems.push(format!("dimsum: {e}"));
                 Settings::default()
@@ -345,8 +360,20 @@ impl Config {
 }
 
 impl RawSettings {
-    fn validate(self) -> Settings {
+    fn validate(self, problems: &mut Vec<String>) -> Settings {
         let mut s = Settings::default();
+        if let Some(path) = &self.auth.token_file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match text.lines().next().map(str::trim).filter(|t| t.len() >= 16) {
+                    Some(token) => s.api_token = Some(Secret::new(token)),
+                    None => problems.push(format!(
+                        "dimsum: auth.tokenFile {}: the first line must hold a token of at least 16 characters",
+                        path.display()
+                    )),
+                },
+                Err(e) => problems.push(format!("dimsum: auth.tokenFile {}: {}", path.display(), io_message(&e))),
+            }
+        }
         if let Some(ms) = self.call_timeout_millis.filter(|v| *v > 0) {
             s.call_timeout = Duration::from_millis(ms);
         }

@@ -52,7 +52,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
             eprintln!("dimsum: listening on {}", listener.local_addr()?);
-            let limits = transport::http::Limits::default();
+            let limits = transport::http::Limits {
+                api_token: config.settings.api_token.clone(),
+                ..transport::http::Limits::default()
+            };
+            if limits.api_token.is_none() && !listen.ip().is_loopback() {
+                tracing::warn!(%listen, "serving beyond loopback without authentication");
+                eprintln!(
+                    "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile"
+                );
+            }
             let shutdown = transport::shutdown_signal();
             multi_thread()?
                 .block_on(transport::http::serve(listener, service, limits, shutdown))?;

@@ -12,4 +12,5 @@ mod cache;
 mod conversion;
 mod errors;
 mod faults;
+mod hardening;
 mod serve;

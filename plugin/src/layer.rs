@@ -78,7 +78,7 @@ where
                 return ready(error(StatusCode::NOT_FOUND, -32601, &msg, None, None));
             }
             Err(NoRoute::BadEncoding(segment)) => {
-                let msg = format!("malformed percent-encoding in {segment:?}");
+                let msg = format!("malformed percent-encoding, or an encoded '/', in {segment:?}");
                 return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
             }
         };

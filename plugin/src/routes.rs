@@ -62,7 +62,13 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         "labels" => "getLabels",
         _ => return Err(NoRoute::Unknown),
     };
-    let decode = |s: &str| percent_decode(s).ok_or_else(|| NoRoute::BadEncoding(s.to_owned()));
+    // A segment may not decode to a '/': `team%2Fapp` would otherwise smuggle a path separator
+    // past the route's segment count.
+    let decode = |s: &str| {
+        percent_decode(s)
+            .filter(|d| !d.contains('/'))
+            .ok_or_else(|| NoRoute::BadEncoding(s.to_owned()))
+    };
     let repository = repository
         .iter()
         .map(|s| decode(s))

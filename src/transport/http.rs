@@ -13,12 +13,18 @@ use http::{Request, Response, StatusCode};
 use jsonrpsee::server::{HttpBody, HttpResponse, Server, ServerConfig};
 use tower::{Layer, Service};
 
+use crate::credentials::Secret;
 use crate::rpc::{DimsumApiServer as _, Rpc};
 use crate::service::Dimsum;
 
-/// Server limits.
+/// Server limits and caller authentication.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// The bearer token every request must carry (health endpoints exempt), if any.
+    pub api_token: Option<Secret>,
+    /// Longest a request may take before it is answered 503 (lookups have their own, shorter
+    /// bound; this catches everything else).
+    pub request_timeout: Duration,
     /// Largest request body.
     pub max_request_bytes: u32,
     /// Largest response body.
@@ -32,6 +38,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
+            api_token: None,
+            request_timeout: Duration::from_secs(30),
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
             max_connections: 1024,
@@ -53,8 +61,16 @@ pub async fn serve(
         .max_response_body_size(limits.max_response_bytes)
         .max_connections(limits.max_connections)
         .build();
+    let guard = GuardLayer {
+        token: limits
+            .api_token
+            .as_ref()
+            .map(|t| Arc::new(token_hash(t.expose()))),
+        timeout: limits.request_timeout,
+    };
     let middleware = tower::ServiceBuilder::new()
         .layer(HealthLayer)
+        .layer(guard)
         .layer(RestLayer);
     let server = Server::builder()
         .set_config(config)
@@ -115,5 +131,111 @@ where
             return Box::pin(std::future::ready(Ok(response)));
         }
         Box::pin(self.inner.call(req))
+    }
+}
+
+/// Checks the caller's bearer token and bounds the request's time. Health endpoints never reach
+/// it (the health layer answers them first). WebSocket upgrades are requests too, so they are
+/// checked the same way.
+#[derive(Debug, Clone)]
+struct GuardLayer {
+    /// SHA-256 of the expected token: comparing fixed-length digests in constant time leaks
+    /// neither the token's bytes nor its length.
+    token: Option<Arc<[u8; 32]>>,
+    timeout: Duration,
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            token: self.token.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Guard<S> {
+    inner: S,
+    token: Option<Arc<[u8; 32]>>,
+    timeout: Duration,
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+fn json_error(status: StatusCode, code: i32, message: &str) -> HttpResponse {
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let mut response = Response::new(HttpBody::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl<S, B> Service<Request<B>> for Guard<S>
+where
+    S: Service<Request<B>, Response = HttpResponse>,
+    S::Error: Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // jsonrpsee logs whole requests at trace level; sensitive values print as "Sensitive".
+        for (name, value) in req.headers_mut().iter_mut() {
+            if matches!(
+                name.as_str(),
+                "authorization" | "proxy-authorization" | "cookie"
+            ) {
+                value.set_sensitive(true);
+            }
+        }
+        if let Some(expected) = &self.token {
+            use subtle::ConstantTimeEq as _;
+            let given = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(|t| token_hash(t.trim()));
+            let ok = given.is_some_and(|g| bool::from(g.ct_eq(&expected[..])));
+            if !ok {
+                let mut response = json_error(
+                    StatusCode::UNAUTHORIZED,
+                    -32001,
+                    "missing or invalid bearer token",
+                );
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"dimsum\""),
+                );
+                return Box::pin(std::future::ready(Ok(response)));
+            }
+        }
+        let timeout = self.timeout;
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(result) => result,
+                Err(_) => Ok(json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    -32603,
+                    "request timed out",
+                )),
+            }
+        })
     }
 }

@@ -39,6 +39,16 @@ pub enum Fault {
     Silence,
     /// Blob requests redirect to this URL (another listener).
     RedirectBlobs(String),
+    /// Manifests promise more bytes than they send, then the connection closes.
+    Truncated,
+    /// Manifest bodies trickle out one byte at a time, slower than any timeout.
+    Drip,
+    /// Blob requests redirect to themselves forever.
+    RedirectLoop,
+    /// The registry asks for Bearer tokens from `/token`, which answers garbage.
+    TokenGarbage,
+    /// The registry asks for Bearer tokens from `/token`, which answers 503.
+    TokenDown,
 }
 
 /// Server state, inspected by tests.
@@ -110,6 +120,31 @@ async fn handle(
     if path == "/storage/config" {
         return (StatusCode::OK, CONFIG.to_vec()).into_response();
     }
+    if path == "/token" {
+        return match fault {
+            Fault::TokenDown => (StatusCode::SERVICE_UNAVAILABLE, "down").into_response(),
+            _ => (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                "<html>not a token</html>",
+            )
+                .into_response(),
+        };
+    }
+    if matches!(fault, Fault::TokenGarbage | Fault::TokenDown) {
+        let host = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_owned();
+        let challenge = format!(r#"Bearer realm="http://{host}/token",service="fault""#);
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", challenge)],
+            "",
+        )
+            .into_response();
+    }
     if auth.is_none() {
         return (
             StatusCode::UNAUTHORIZED,
@@ -138,6 +173,27 @@ async fn handle(
             Fault::Oversize => manifest_response(vec![b' '; 5 * 1024 * 1024], MANIFEST_DIGEST),
             Fault::Garbage => manifest_response(b"<html>gateway</html>".to_vec(), MANIFEST_DIGEST),
             Fault::WrongDigestHeader => manifest_response(MANIFEST.to_vec(), CONFIG_DIGEST),
+            Fault::Truncated => {
+                // A chunked body that breaks off after 100 bytes: the connection is cut.
+                let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+                let _ = tx.try_send(Ok(MANIFEST[..100].to_vec()));
+                // The cut comes after the head and the first bytes are on the wire.
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let _ = tx.send(Err(std::io::Error::other("cut"))).await;
+                });
+                let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+                let mut r = Response::new(Body::from_stream(stream));
+                r.headers_mut()
+                    .insert("content-type", SCHEMA2.parse().unwrap());
+                r
+            }
+            Fault::Drip => {
+                let mut r = Response::new(Body::from_stream(drip()));
+                r.headers_mut()
+                    .insert("content-type", SCHEMA2.parse().unwrap());
+                r
+            }
             _ => manifest_response(MANIFEST.to_vec(), MANIFEST_DIGEST),
         };
     }
@@ -146,6 +202,12 @@ async fn handle(
             Fault::RedirectBlobs(to) => {
                 (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "").into_response()
             }
+            Fault::RedirectLoop => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", path.clone())],
+                "",
+            )
+                .into_response(),
             Fault::WrongBlob => {
                 let mut altered = CONFIG.to_vec();
                 altered[10] ^= 1;
@@ -159,6 +221,23 @@ async fn handle(
         r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
     )
         .into_response()
+}
+
+const SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+/// One byte of the manifest every 200 ms: a slow drip no sane timeout waits for.
+fn drip() -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tokio::spawn(async move {
+        for b in MANIFEST {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if tx.send(Ok(vec![*b])).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut rx = rx;
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 fn manifest_response(body: Vec<u8>, digest: &str) -> Response {

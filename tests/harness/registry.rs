@@ -28,7 +28,8 @@ pub const TOKEN_ISSUER: &str = "dimsum-test-issuer";
 
 /// A running registry; killed and reaped on drop.
 pub struct Registry {
-    child: Child,
+    child: Option<Child>,
+    config_path: std::path::PathBuf,
     /// `127.0.0.1:<port>`.
     pub addr: String,
     tls: bool,
@@ -94,44 +95,36 @@ impl Registry {
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting docker-registry");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Keep draining stderr for the registry's life, or it blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.find("listening on ") {
-                    let addr: String = line[i + 13..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ','))
-                        .collect();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        // Bounded: a registry that does not come up within 20 s fails the test.
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("docker-registry did not start listening");
+        let (child, addr) = spawn(&config_path);
+        // Later restarts keep this port, so clients configured with it find the registry again.
+        let text = std::fs::read_to_string(&config_path)
+            .unwrap()
+            .replace("127.0.0.1:0", &addr);
+        std::fs::write(&config_path, text).unwrap();
         Registry {
-            child,
+            child: Some(child),
+            config_path,
             addr,
             tls,
             _dir: dir,
         }
     }
 
+    /// Stops the registry (its data stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, addr) = spawn(&self.config_path);
+        assert_eq!(addr, self.addr);
+        self.child = Some(child);
+    }
     /// `http://127.0.0.1:<port>` (`https://` for [`Mode::OpenTls`]).
     pub fn url(&self) -> String {
         format!(
@@ -144,7 +137,41 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+/// Starts `docker-registry serve <config>` and waits for its "listening on" line.
+fn spawn(config_path: &Path) -> (Child, String) {
+    let mut child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting docker-registry");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Keep draining stderr for the registry's life, or it blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(i) = line.find("listening on ") {
+                let addr: String = line[i + 13..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ','))
+                    .collect();
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr);
+                }
+            }
+        }
+    });
+    // Bounded: a registry that does not come up within 20 s fails the test.
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("docker-registry did not start listening");
+    (child, addr)
 }

@@ -19,11 +19,16 @@ impl Served {
     pub fn start(config: &Path) -> Served {
         let config = Config::from_paths(&[config.to_owned()]).unwrap();
         let service = Arc::new(Dimsum::new(&config).unwrap());
+        let config = config;
         // Bound before serving starts, so connections queue instead of being refused.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, service, Limits::default(), async {
+        let limits = Limits {
+            api_token: config.settings.api_token.clone(),
+            ..Limits::default()
+        };
+        let task = tokio::spawn(serve(listener, service, limits, async {
             let _ = stopped.await;
         }));
         Served {

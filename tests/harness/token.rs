@@ -31,6 +31,8 @@ pub struct IssuerState {
     pub authorizations: Mutex<Vec<Option<String>>>,
     /// `expires_in` to answer with.
     pub expires_in: AtomicU64,
+    /// Every token issued, so tests can look for leaks.
+    pub issued: Mutex<Vec<String>>,
 }
 
 /// A running issuer; aborted on drop.
@@ -145,6 +147,7 @@ async fn token(
         .collect();
     let expires_in = state.expires_in.load(Ordering::SeqCst);
     let token = jwt(subject.as_deref().unwrap_or(""), &grants_ref, expires_in);
+    state.issued.lock().unwrap().push(token.clone());
     let body = serde_json::json!({"token": token, "expires_in": expires_in});
     (
         StatusCode::OK,
