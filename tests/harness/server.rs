@@ -19,7 +19,6 @@ impl Served {
     pub fn start(config: &Path) -> Served {
         let config = Config::from_paths(&[config.to_owned()]).unwrap();
         let service = Arc::new(Dimsum::new(&config).unwrap());
-        let config = config;
         // Bound before serving starts, so connections queue instead of being refused.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
