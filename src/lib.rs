@@ -17,6 +17,7 @@
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
 //! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST).
+//! - [`fuzzing`]: entry points shared by the fuzz targets and the corpus replay test.
 //! - [`error`]: the crate [`Error`] and its single mapping to the wire codes.
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod fuzzing;
 pub mod history;
 pub mod metrics;
 pub mod registry;

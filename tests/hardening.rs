@@ -789,3 +789,24 @@ async fn no_secret_appears_in_any_output() {
     assert!(issuer.state.requests.load(Ordering::SeqCst) > 0);
     let _ = Path::new("");
 }
+
+/// The fuzz targets' smoke run: every committed corpus input through the same entry points.
+#[test]
+fn fuzz_corpora_replay_without_a_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let targets: [(&str, fn(&[u8])); 5] = [
+        ("rest_path", dimsum::fuzzing::rest_path),
+        ("www_authenticate", dimsum::fuzzing::www_authenticate),
+        ("manifest", dimsum::fuzzing::manifest),
+        ("history", dimsum::fuzzing::history),
+        ("config", dimsum::fuzzing::config),
+    ];
+    for (name, target) in targets {
+        let mut inputs = 0;
+        for entry in std::fs::read_dir(root.join(name)).unwrap() {
+            target(&std::fs::read(entry.unwrap().path()).unwrap());
+            inputs += 1;
+        }
+        assert!(inputs > 0, "{name} has a corpus");
+    }
+}

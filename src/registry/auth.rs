@@ -32,7 +32,7 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Challenge {
+pub enum Challenge {
     /// `Bearer realm=…,service=…,scope=…`.
     Bearer {
         /// Absolute token endpoint URL.
@@ -47,7 +47,7 @@ pub(crate) enum Challenge {
 }
 
 /// The first usable challenge among `WWW-Authenticate` header values; Bearer preferred.
-pub(crate) fn parse_challenges<'a>(values: impl Iterator<Item = &'a str>) -> Option<Challenge> {
+pub fn parse_challenges<'a>(values: impl Iterator<Item = &'a str>) -> Option<Challenge> {
     let mut basic = false;
     for value in values {
         let Ok(challenges) = http_auth::parse_challenges(value) else {
