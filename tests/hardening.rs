@@ -794,7 +794,8 @@ async fn no_secret_appears_in_any_output() {
 #[test]
 fn fuzz_corpora_replay_without_a_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 5] = [
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target); 5] = [
         ("rest_path", dimsum::fuzzing::rest_path),
         ("www_authenticate", dimsum::fuzzing::www_authenticate),
         ("manifest", dimsum::fuzzing::manifest),
