@@ -6,7 +6,8 @@ use crate::registry::auth::parse_challenges;
 use crate::registry::digest::{Digest, schema1_canonical_payload};
 use crate::registry::manifest::Manifest;
 
-/// The REST route parser: never panics; a matched route names a known method.
+/// The REST route parser: never panics; a matched route names a known method, and the account
+/// and reference are single segments (repositories are validated later, by the registry module).
 pub fn rest_path(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -20,12 +21,9 @@ pub fn rest_path(data: &[u8]) {
             call.method,
             "getHistory" | "getManifest" | "getLabels"
         ));
-        assert!(
-            !call.params["repository"]
-                .as_str()
-                .unwrap_or("")
-                .contains("//")
-        );
+        for single in ["account", "reference"] {
+            assert!(!call.params[single].as_str().unwrap_or("/").contains('/'));
+        }
     }
 }
 
