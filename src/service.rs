@@ -373,17 +373,22 @@ impl Dimsum {
         tag: &Reference,
         key: TagKey,
     ) -> Result<Digest, Error> {
-        if self.caches.known.get(&key).await.is_some() {
+        if let Some(known) = self.caches.known.get(&key).await {
             // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
             // unchanged tag costs no GET (and no Docker Hub pull).
-            let head = account
-                .client
-                .head_manifest(repo, tag)
-                .await
-                .map_err(|e| registry_error(&account.name, e))?;
-            if let Some(digest) = head {
-                self.caches.known.insert(key, digest.clone()).await;
-                return Ok(digest);
+            match account.client.head_manifest(repo, tag).await {
+                Ok(Some(digest)) => {
+                    self.caches.known.insert(key, digest.clone()).await;
+                    return Ok(digest);
+                }
+                Ok(None) => {}
+                // Stale if error: while the registry is down or rate-limiting, the last digest
+                // we saw for this tag is a better answer than an outage.
+                Err(e) if e.is_temporary() || matches!(e, registry::Error::Timeout { .. }) => {
+                    tracing::warn!(account = %account.name, %repo, %tag, error = %e, "registry unreachable; serving the tag's last known digest");
+                    return Ok(known);
+                }
+                Err(e) => return Err(registry_error(&account.name, e)),
             }
         }
         let fetched = account

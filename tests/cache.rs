@@ -196,3 +196,35 @@ async fn nothing_that_failed_verification_is_cached() {
         "the bad blob was not cached: fetched again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_registry_is_down_a_known_tag_is_served_stale() {
+    let mut registry = Registry::start(Mode::Open);
+    Pusher::new(&registry.url(), None)
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let (s, _dir) = service(&registry.url(), "  cache:\n    tagTtlSeconds: 0\n");
+    let before = level0(&s, "v1").await;
+    registry.stop();
+    assert_eq!(
+        level0(&s, "v1").await,
+        before,
+        "the last known digest answers during the outage"
+    );
+    let e = s
+        .history(req("never-seen"), history::Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        dimsum_rest::Code::RegistryUnavailable,
+        "an unknown tag is an honest outage"
+    );
+    registry.restart();
+    assert_eq!(level0(&s, "v1").await, before);
+    assert_eq!(
+        counts(&s).head,
+        2,
+        "one HEAD each time the tag's time was up, the failed one included"
+    );
+}

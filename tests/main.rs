@@ -13,4 +13,5 @@ mod conversion;
 mod errors;
 mod faults;
 mod hardening;
+mod load;
 mod serve;
