@@ -22,7 +22,7 @@ use crate::registry::{Digest, Fetched};
 use crate::service::HistoryAnswer;
 
 /// Cache settings (`dimsum.cache`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Upper bound on cached content, in bytes.
     pub max_bytes: u64,
@@ -117,12 +117,36 @@ impl Caches {
                 };
                 u32::try_from(key + v.weight()).unwrap_or(u32::MAX)
             })
+            .support_invalidation_closures()
             .build();
         Caches {
             content,
             tags: ttl_cache(settings.tag_ttl),
-            known: Cache::builder().max_capacity(MAX_TAGS).build(),
+            known: Cache::builder()
+                .max_capacity(MAX_TAGS)
+                .support_invalidation_closures()
+                .build(),
             negative: ttl_cache(settings.negative_ttl),
+        }
+    }
+
+    /// Drops everything cached for `account` (its address or credentials changed).
+    pub(crate) fn forget_account(&self, account: &str) {
+        let name: Arc<str> = account.into();
+        let n = name.clone();
+        let _ = self.content.invalidate_entries_if(move |k, _| match k {
+            Key::Manifest(a, ..) | Key::Blob(a, ..) | Key::History(a, ..) => *a == n,
+        });
+        for cache in [Some(&self.known), self.tags.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let n = name.clone();
+            let _ = cache.invalidate_entries_if(move |k, _| k.account == n);
+        }
+        if let Some(negative) = &self.negative {
+            let n = name.clone();
+            let _ = negative.invalidate_entries_if(move |k, _| k.account == n);
         }
     }
 

@@ -13,6 +13,12 @@ Examples:
   dimsum labels my-registry team/app sha256:3d5e…           # {\"revision\":\"abc123\",…}
   dimsum manifest my-registry team/app v1 --platform linux/arm64
 
+  dimsum --config clouddriver.yml config check             # validate, list accounts (secrets redacted)
+  dimsum completions bash > /etc/bash_completion.d/dimsum
+
+Every flag also reads an environment variable: DIMSUM_CONFIG (files separated by ':'),
+DIMSUM_LISTEN, DIMSUM_LOG_FORMAT, DIMSUM_LOG_LEVEL, DIMSUM_MAX_LINE_BYTES.
+
 Exit status: 0 ok, 1 internal error, 2 bad input, 3 configuration error or unknown account,
 4 not found (repository, tag, platform, level), 5 credentials refused or unusable,
 6 registry unavailable, rate-limited or timed out, 7 registry sent something unusable.";
@@ -33,9 +39,35 @@ pub struct Cli {
     )]
     pub config: Vec<PathBuf>,
 
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "DIMSUM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (e.g. `debug`, `dimsum=trace`); overrides RUST_LOG. Default: info for
+    /// serve, warn otherwise.
+    #[arg(long, global = true, env = "DIMSUM_LOG_LEVEL")]
+    pub log_level: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `dimsum config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and list its accounts, secrets redacted. Exit 0 when valid,
+    /// 3 with every problem listed otherwise.
+    Check,
 }
 
 /// Subcommands.
@@ -65,6 +97,17 @@ pub enum Command {
         /// Fail where Docker Distribution 2.8 would have, instead of applying dimsum's extensions.
         #[arg(long)]
         strict: bool,
+    },
+    /// Work with the configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Print the image manifest exactly as the registry serves it (an index is resolved to one
     /// platform).

@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 /// One usable (or knowingly unusable) account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// `name`.
     pub name: String,
@@ -615,3 +615,48 @@ fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 
 #[cfg(test)]
 mod tests;
+
+/// A human-readable account list for `dimsum config check`, secrets redacted.
+pub fn describe(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "configuration is valid: {} accounts\n",
+        config.accounts.len()
+    );
+    for a in config.accounts.values() {
+        let password = match &a.credentials.password {
+            PasswordSource::None => "none".to_owned(),
+            PasswordSource::Plain(_) => "password <redacted>".to_owned(),
+            PasswordSource::File(p) => format!("passwordFile {}", p.display()),
+            PasswordSource::Command(_) => "passwordCommand <redacted>".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "  {}: {} user={} password={} insecureRegistry={} clientTimeoutMillis={}",
+            a.name,
+            a.endpoint.address,
+            a.credentials.username.as_deref().unwrap_or("-"),
+            password,
+            a.endpoint.insecure,
+            a.endpoint.timeout.as_millis()
+        );
+        if let Some(why) = &a.unusable {
+            let _ = write!(out, " UNUSABLE: {why}");
+        }
+        out.push('\n');
+    }
+    let s = &config.settings;
+    let _ = writeln!(
+        out,
+        "  dimsum: callTimeoutMillis={} cache.maxBytes={} cache.tagTtlSeconds={} auth.tokenFile={}",
+        s.call_timeout.as_millis(),
+        s.cache.max_bytes,
+        s.cache.tag_ttl.as_secs(),
+        if s.api_token.is_some() {
+            "set"
+        } else {
+            "unset"
+        }
+    );
+    out
+}

@@ -15,6 +15,7 @@
 //! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight.
 //! - [`metrics`]: counters of upstream requests and cache lookups (Prometheus registry).
 //! - [`service`]: the library API transports call ([`Dimsum`]).
+//! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
 //! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST).
 //! - [`fuzzing`]: entry points shared by the fuzz targets and the corpus replay test.
@@ -30,6 +31,7 @@ pub mod fuzzing;
 pub mod history;
 pub mod metrics;
 pub mod registry;
+pub mod reload;
 pub mod rpc;
 pub mod service;
 pub mod transport;

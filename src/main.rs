@@ -6,20 +6,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser as _;
-use dimsum::cli::{Cli, Command, ConfigSource, ImageArgs};
+use clap::{CommandFactory as _, Parser as _};
+use dimsum::cli::{Cli, Command, ConfigCommand, ConfigSource, ImageArgs, LogFormat};
+use dimsum::reload::Live;
 use dimsum::rpc::{DimsumApiServer as _, Rpc};
 use dimsum::{Config, Dimsum, ImageRequest, history, transport};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging(&cli);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -29,19 +24,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr (stdout carries results and stdio JSON-RPC). `--log-level` wins over
+/// `RUST_LOG`; without either, `serve` logs requests (info) and the rest only warnings.
+fn init_logging(cli: &Cli) {
+    let default = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = match &cli.log_level {
+        Some(level) => {
+            tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| default.into())
+        }
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into())
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "dimsum", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
+    }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let exe = std::env::current_exe().ok();
-    let config = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
-        ConfigSource::Files(paths) => Config::from_paths(&paths)?,
+    let (config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
+        ConfigSource::Files(paths) => (Config::from_paths(&paths)?, paths),
         ConfigSource::Builtin => {
             eprintln!(
                 "dimsum: no configuration given and no config.yaml found; using the built-in anonymous Docker Hub account \"dockerhub\""
             );
-            Config::builtin()
+            (Config::builtin(), Vec::new())
         }
     };
-    let service = Arc::new(Dimsum::new(&config).map_err(anyhow::Error::msg)?);
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
+        print!("{}", dimsum::config::describe(&config));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let service = Dimsum::new(&config).map_err(anyhow::Error::msg)?;
     let multi_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -62,13 +93,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile"
                 );
             }
-            let shutdown = transport::shutdown_signal();
-            multi_thread()?
-                .block_on(transport::http::serve(listener, service, limits, shutdown))?;
+            let live = Arc::new(Live::new(service, sources));
+            multi_thread()?.block_on(async {
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let watcher = tokio::spawn(live.clone().watch(async move {
+                    let mut stopped = stopped;
+                    let _ = stopped.wait_for(|s| *s).await;
+                }));
+                let served =
+                    transport::http::serve(listener, live, limits, transport::shutdown_signal())
+                        .await;
+                let _ = stop.send(true);
+                let _ = watcher.await;
+                served
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stdio { max_line_bytes } => {
-            let methods = Rpc::new(service).into_rpc();
+            let live = Arc::new(Live::new(service, sources));
+            let methods = Rpc::new(live).into_rpc();
             multi_thread()?.block_on(async {
                 let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
                 let stdout = tokio::io::stdout();
@@ -116,7 +159,12 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
             .map(|h| format!("{}\n", h.list.get()).into_bytes()),
         Command::Manifest { image } => service.manifest(request(image)).await.map(|m| m.bytes),
         Command::Labels { image } => service.labels(request(image)).await.map(String::into_bytes),
-        Command::Serve { .. } | Command::Stdio { .. } => unreachable!("run handles transports"),
+        Command::Serve { .. }
+        | Command::Stdio { .. }
+        | Command::Config { .. }
+        | Command::Completions { .. } => {
+            unreachable!("run handles these")
+        }
     };
     match result {
         Ok(bytes) => {

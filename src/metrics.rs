@@ -4,6 +4,8 @@
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// What an upstream request was for.
@@ -46,12 +48,34 @@ struct CacheLookup {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpRequest {
+    /// `history`, `metadata`, `labels`, `jsonrpc`, `health`, `metrics` or `other`.
+    route: &'static str,
+    method: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: &'static str,
+}
+
 /// The counters. Cheap to update from any task.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     upstream: Family<Upstream, Counter>,
     cache: Family<CacheLookup, Counter>,
+    cache_bytes: Gauge,
+    requests: Family<HttpRequest, Counter>,
+    latency: Family<Route, Histogram>,
+    reloads: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,10 +93,43 @@ impl Default for Metrics {
             "Cache lookups by cache and result (hit or miss)",
             cache.clone(),
         );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "cache_bytes",
+            "Bytes of cached manifests, configs and histories",
+            cache_bytes.clone(),
+        );
+        let requests = Family::<HttpRequest, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by route, method and status",
+            requests.clone(),
+        );
+        let latency = Family::<Route, Histogram>::new_with_constructor(|| {
+            // 100 µs to 25 s: warm answers sit at the bottom, registry round trips in the middle.
+            Histogram::new([
+                0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 25.0,
+            ])
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests, by route",
+            latency.clone(),
+        );
+        let reloads = Family::<Outcome, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads, by result",
+            reloads.clone(),
+        );
         Metrics {
             registry,
             upstream,
             cache,
+            cache_bytes,
+            requests,
+            latency,
+            reloads,
         }
     }
 }
@@ -118,8 +175,36 @@ impl Metrics {
             .map_or(0, |c| c.get())
     }
 
-    /// The registry, for registering more metrics and for exposition.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// Counts one HTTP request and its duration.
+    pub fn request(&self, route: &'static str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&HttpRequest {
+                route,
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&Route { route })
+            .observe(seconds);
+    }
+
+    /// Counts one configuration reload.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&Outcome {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition, with the cache size as of now.
+    pub fn encode(&self, cache_bytes: u64) -> String {
+        self.cache_bytes
+            .set(i64::try_from(cache_bytes).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use crate::cache::{Caches, Entry, Key, TagKey};
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::Error;
 use crate::history::{self, Extension};
 use crate::metrics::{CacheName, Metrics};
@@ -62,8 +62,10 @@ pub struct HistoryAnswer {
 #[derive(Debug)]
 struct Account {
     name: Arc<str>,
-    client: Client,
+    client: Arc<Client>,
     unusable: Option<String>,
+    /// What the client was built from, to tell on reload whether it must be rebuilt.
+    spec: config::Account,
 }
 
 /// The service: one registry client per account, shared caches and counters.
@@ -71,7 +73,9 @@ struct Account {
 pub struct Dimsum {
     accounts: BTreeMap<String, Account>,
     call_timeout: Duration,
-    caches: Caches,
+    limits: registry::Limits,
+    cache_settings: crate::cache::Settings,
+    caches: Arc<Caches>,
     metrics: Arc<Metrics>,
 }
 
@@ -104,32 +108,77 @@ impl Dimsum {
     /// Builds clients for every account of `config`.
     pub fn new(config: &Config) -> Result<Dimsum, String> {
         let metrics = Arc::new(Metrics::default());
+        let caches = Arc::new(Caches::new(&config.settings.cache));
+        Dimsum::build(config, caches, metrics, &BTreeMap::new())
+    }
+
+    /// The service for a reloaded `config`: caches and counters carry over, and so do the clients
+    /// (tokens, connections) of accounts that did not change. Everything cached for an account
+    /// whose address or credentials changed, or that is gone, is dropped.
+    pub fn reconfigured(&self, config: &Config) -> Result<Dimsum, String> {
+        let same_limits = config.settings.limits == self.limits;
+        let caches = if config.settings.cache == self.cache_settings {
+            for (name, old) in &self.accounts {
+                if config.accounts.get(name) != Some(&old.spec) || !same_limits {
+                    self.caches.forget_account(name);
+                }
+            }
+            self.caches.clone()
+        } else {
+            Arc::new(Caches::new(&config.settings.cache))
+        };
+        let keep = if same_limits {
+            &self.accounts
+        } else {
+            &BTreeMap::new()
+        };
+        Dimsum::build(config, caches, self.metrics.clone(), keep)
+    }
+
+    fn build(
+        config: &Config,
+        caches: Arc<Caches>,
+        metrics: Arc<Metrics>,
+        previous: &BTreeMap<String, Account>,
+    ) -> Result<Dimsum, String> {
         let mut accounts = BTreeMap::new();
         for (name, a) in &config.accounts {
-            let limits = config.settings.limits.clone();
-            let client = Client::new(
-                name,
-                a.endpoint.clone(),
-                a.credentials.clone(),
-                limits,
-                metrics.clone(),
-            )
-            .map_err(|e| format!("account {name:?}: {e}"))?;
-            accounts.insert(
-                name.clone(),
-                Account {
-                    name: name.as_str().into(),
-                    client,
-                    unusable: a.unusable.clone(),
-                },
-            );
+            let client = match previous.get(name).filter(|p| p.spec == *a) {
+                Some(p) => p.client.clone(),
+                None => {
+                    let limits = config.settings.limits.clone();
+                    let client = Client::new(
+                        name,
+                        a.endpoint.clone(),
+                        a.credentials.clone(),
+                        limits,
+                        metrics.clone(),
+                    )
+                    .map_err(|e| format!("account {name:?}: {e}"))?;
+                    Arc::new(client)
+                }
+            };
+            let account = Account {
+                name: name.as_str().into(),
+                client,
+                unusable: a.unusable.clone(),
+                spec: a.clone(),
+            };
+            accounts.insert(name.clone(), account);
         }
         Ok(Dimsum {
             accounts,
             call_timeout: config.settings.call_timeout,
-            caches: Caches::new(&config.settings.cache),
+            limits: config.settings.limits.clone(),
+            cache_settings: config.settings.cache.clone(),
+            caches,
             metrics,
         })
+    }
+
+    /// The configured account names.
+    pub fn account_names(&self) -> Vec<&str> {
+        self.accounts.keys().map(String::as_str).collect()
     }
 
     /// The counters of upstream requests and cache lookups.

@@ -43,7 +43,7 @@ use crate::credentials::{Credentials, Secret};
 use crate::metrics::{Kind, Metrics};
 
 /// Size caps and retry policy (registry-protocol.md §9).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest manifest or index body.
     pub max_manifest_bytes: usize,
@@ -77,7 +77,7 @@ const MAX_ERROR_BYTES: usize = 64 * 1024;
 const MAX_REDIRECTS: usize = 5;
 
 /// Where and how to reach a registry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Base URL; requests go to `<address>/v2/…` (a path prefix is kept).
     pub address: Url,

@@ -21,7 +21,8 @@ use serde_json::value::RawValue;
 use self::types::ManifestResult;
 use crate::error::Error;
 use crate::history;
-use crate::service::{Dimsum, ImageRequest};
+use crate::reload::Live;
+use crate::service::ImageRequest;
 
 /// The OpenRPC document `rpc.discover` returns.
 const OPENRPC: &str = include_str!("openrpc.json");
@@ -70,16 +71,16 @@ pub trait DimsumApi {
     fn discover(&self) -> RpcResult<Box<RawValue>>;
 }
 
-/// The server implementation over the service.
+/// The server implementation over the live service.
 #[derive(Debug, Clone)]
 pub struct Rpc {
-    service: Arc<Dimsum>,
+    live: Arc<Live>,
 }
 
 impl Rpc {
-    /// Serves `service`.
-    pub fn new(service: Arc<Dimsum>) -> Rpc {
-        Rpc { service }
+    /// Serves whatever service `live` holds at each call.
+    pub fn new(live: Arc<Live>) -> Rpc {
+        Rpc { live }
     }
 }
 
@@ -125,8 +126,19 @@ impl DimsumApiServer for Rpc {
             strict: strict.unwrap_or(false),
         };
         match level {
-            Some(level) => Ok(self.service.history_level(req, level, options).await?.0),
-            None => Ok(self.service.history(req, options).await?.list.clone()),
+            Some(level) => Ok(self
+                .live
+                .current()
+                .history_level(req, level, options)
+                .await?
+                .0),
+            None => Ok(self
+                .live
+                .current()
+                .history(req, options)
+                .await?
+                .list
+                .clone()),
         }
     }
 
@@ -145,7 +157,7 @@ impl DimsumApiServer for Rpc {
             reference: &reference,
             platform: platform.as_deref(),
         };
-        let m = self.service.manifest(req).await?;
+        let m = self.live.current().manifest(req).await?;
         let text = String::from_utf8(m.bytes)
             .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
         Ok(ManifestResult {
@@ -170,7 +182,7 @@ impl DimsumApiServer for Rpc {
             reference: &reference,
             platform: platform.as_deref(),
         };
-        raw(self.service.labels(req).await?)
+        raw(self.live.current().labels(req).await?)
     }
 
     fn discover(&self) -> RpcResult<Box<RawValue>> {

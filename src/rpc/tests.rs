@@ -10,7 +10,8 @@ use super::*;
 use crate::config::Config;
 
 fn module() -> jsonrpsee::RpcModule<Rpc> {
-    Rpc::new(Arc::new(Dimsum::new(&Config::builtin()).unwrap())).into_rpc()
+    let service = crate::Dimsum::new(&Config::builtin()).unwrap();
+    Rpc::new(Arc::new(crate::reload::Live::new(service, Vec::new()))).into_rpc()
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! One TCP port: JSON-RPC over HTTP POST and WebSocket (jsonrpsee), the REST shim
-//! ([`dimsum_rest::RestLayer`]), and `/healthz` / `/readyz`. Limits on body size, connections and
-//! request time; graceful shutdown with a bounded drain.
+//! ([`dimsum_rest::RestLayer`]), and the operator endpoints of [`super::front`]. Middleware order:
+//! front (health, metrics, request log) → guard (API token, deadline) → REST shim → jsonrpsee.
+//! Limits on body size, connections and request time; graceful shutdown with a bounded drain.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,9 +14,10 @@ use http::{Request, Response, StatusCode};
 use jsonrpsee::server::{HttpBody, HttpResponse, Server, ServerConfig};
 use tower::{Layer, Service};
 
+use super::front::FrontLayer;
 use crate::credentials::Secret;
+use crate::reload::Live;
 use crate::rpc::{DimsumApiServer as _, Rpc};
-use crate::service::Dimsum;
 
 /// Server limits and caller authentication.
 #[derive(Debug, Clone)]
@@ -51,7 +53,7 @@ impl Default for Limits {
 /// Serves on `listener` until `shutdown` resolves, then drains for at most `limits.drain`.
 pub async fn serve(
     listener: std::net::TcpListener,
-    service: Arc<Dimsum>,
+    live: Arc<Live>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -69,14 +71,14 @@ pub async fn serve(
         timeout: limits.request_timeout,
     };
     let middleware = tower::ServiceBuilder::new()
-        .layer(HealthLayer)
+        .layer(FrontLayer::new(live.clone()))
         .layer(guard)
         .layer(RestLayer);
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)
         .build_from_tcp(listener)?;
-    let handle = server.start(Rpc::new(service).into_rpc());
+    let handle = server.start(Rpc::new(live).into_rpc());
     shutdown.await;
     tracing::info!("shutting down");
     let _ = handle.stop();
@@ -87,51 +89,6 @@ pub async fn serve(
         tracing::warn!(drain = ?limits.drain, "in-flight requests did not finish in time");
     }
     Ok(())
-}
-
-/// Answers `GET /healthz` and `GET /readyz` before anything else sees the request. dimsum is ready
-/// as soon as it serves: accounts are validated at start and registries are asked on demand.
-#[derive(Debug, Clone, Copy)]
-struct HealthLayer;
-
-impl<S> Layer<S> for HealthLayer {
-    type Service = Health<S>;
-    fn layer(&self, inner: S) -> Health<S> {
-        Health { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Health<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for Health<S>
-where
-    S: Service<Request<B>, Response = HttpResponse>,
-    S::Error: Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        if matches!(req.uri().path(), "/healthz" | "/readyz") {
-            let mut response = Response::new(HttpBody::from(r#"{"status":"ok"}"#));
-            *response.status_mut() = StatusCode::OK;
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            return Box::pin(std::future::ready(Ok(response)));
-        }
-        Box::pin(self.inner.call(req))
-    }
 }
 
 /// Checks the caller's bearer token and bounds the request's time. Health endpoints never reach

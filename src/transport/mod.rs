@@ -1,6 +1,7 @@
 //! Transports: newline-delimited JSON-RPC over stdio ([`lines`]) and one TCP port with JSON-RPC
-//! over HTTP and WebSocket, the REST shim and health endpoints ([`http`]).
+//! over HTTP and WebSocket, the REST shim, health and metrics endpoints ([`http`]).
 
+mod front;
 pub mod http;
 pub mod lines;
 

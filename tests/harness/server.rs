@@ -18,7 +18,8 @@ impl Served {
     /// Serves the accounts of `config`.
     pub fn start(config: &Path) -> Served {
         let config = Config::from_paths(&[config.to_owned()]).unwrap();
-        let service = Arc::new(Dimsum::new(&config).unwrap());
+        let service = Dimsum::new(&config).unwrap();
+        let live = Arc::new(dimsum::reload::Live::new(service, Vec::new()));
         // Bound before serving starts, so connections queue instead of being refused.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -27,7 +28,7 @@ impl Served {
             api_token: config.settings.api_token.clone(),
             ..Limits::default()
         };
-        let task = tokio::spawn(serve(listener, service, limits, async {
+        let task = tokio::spawn(serve(listener, live, limits, async {
             let _ = stopped.await;
         }));
         Served {

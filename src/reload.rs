@@ -1,0 +1,136 @@
+//! Live configuration: the service behind an atomic pointer, rebuilt from the same files on SIGHUP
+//! or when a file changes. A file that does not load keeps the old configuration and logs one
+//! error. Caches and counters survive a reload; cached content of accounts whose address or
+//! credentials changed (or that were removed) is dropped, and so are their clients, tokens and
+//! connections.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::service::Dimsum;
+
+/// How often the configuration files are checked for changes.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The current service and where its configuration comes from.
+#[derive(Debug)]
+pub struct Live {
+    current: ArcSwap<Dimsum>,
+    sources: Vec<PathBuf>,
+}
+
+/// Why a reload did not take.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The files do not make a valid configuration.
+    #[error("{0}")]
+    Config(#[from] crate::config::Error),
+    /// The configuration cannot be served.
+    #[error("{0}")]
+    Service(String),
+}
+
+impl Live {
+    /// Serves `service`; `sources` are re-read on reload (none: the built-in default, fixed).
+    pub fn new(service: Dimsum, sources: Vec<PathBuf>) -> Live {
+        Live {
+            current: ArcSwap::from_pointee(service),
+            sources,
+        }
+    }
+
+    /// The service now. Cheap: an atomic load.
+    pub fn current(&self) -> Arc<Dimsum> {
+        self.current.load_full()
+    }
+
+    /// Loads the files again and swaps the new service in, or keeps the old one.
+    pub fn reload(&self) -> Result<usize, Error> {
+        let metrics = self.current().metrics().clone();
+        let result = Config::from_paths(&self.sources)
+            .map_err(Error::from)
+            .and_then(|config| self.current().reconfigured(&config).map_err(Error::Service));
+        match result {
+            Ok(next) => {
+                let accounts = next.account_names().len();
+                self.current.store(Arc::new(next));
+                metrics.reload(true);
+                Ok(accounts)
+            }
+            Err(e) => {
+                metrics.reload(false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP and whenever a configuration file changes, until `shutdown`.
+    pub async fn watch(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        if self.sources.is_empty() {
+            return shutdown.await;
+        }
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut seen = self.fingerprint();
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tokio::pin!(shutdown);
+        loop {
+            #[cfg(unix)]
+            let hup = async {
+                match hangup.as_mut() {
+                    Some(s) => s.recv().await.map(|_| ()),
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup = std::future::pending::<Option<()>>();
+            let why = tokio::select! {
+                () = &mut shutdown => return,
+                _ = hup => "SIGHUP",
+                _ = tick.tick() => {
+                    let now = self.fingerprint();
+                    if now == seen { continue }
+                    seen = now;
+                    "a configuration file changed"
+                }
+            };
+            match self.reload() {
+                Ok(accounts) => {
+                    tracing::info!(accounts, "configuration reloaded ({why})");
+                    eprintln!("dimsum: configuration reloaded ({why}): {accounts} accounts");
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "configuration not reloaded ({why}); keeping the previous one: {e}"
+                    );
+                    eprintln!(
+                        "dimsum: configuration not reloaded ({why}); keeping the previous one: {}",
+                        one_line(&e)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Modification time and length of each file (following symlinks, as Kubernetes ConfigMap
+    /// updates swap them).
+    fn fingerprint(&self) -> Vec<Option<(SystemTime, u64)>> {
+        self.sources
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    }
+}
+
+fn one_line(e: &Error) -> String {
+    e.to_string().replace('\n', "; ")
+}

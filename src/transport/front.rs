@@ -1,0 +1,155 @@
+//! The outermost HTTP layer: `/healthz`, `/readyz` and `/metrics` (answered here, without the API
+//! token: they carry no secrets), a request id on every request (the caller's `X-Request-Id`
+//! when it is sane, else one of ours), one log line per request, and request metrics.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use jsonrpsee::server::{HttpBody, HttpResponse};
+use tower::{Layer, Service};
+
+use crate::reload::Live;
+
+const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Debug, Clone)]
+pub(crate) struct FrontLayer {
+    live: Arc<Live>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl FrontLayer {
+    pub(crate) fn new(live: Arc<Live>) -> FrontLayer {
+        FrontLayer {
+            live,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl<S> Layer<S> for FrontLayer {
+    type Service = Front<S>;
+    fn layer(&self, inner: S) -> Front<S> {
+        Front {
+            inner,
+            live: self.live.clone(),
+            next_id: self.next_id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Front<S> {
+    inner: S,
+    live: Arc<Live>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// The metrics label for a path: bounded, so a scanner cannot blow up the series count.
+fn route_of(path: &str, upgrade: bool) -> &'static str {
+    match path {
+        "/" if upgrade => "websocket",
+        "/" => "jsonrpc",
+        "/healthz" | "/readyz" => "health",
+        "/metrics" => "metrics",
+        _ => match path.rsplit('/').next() {
+            Some("history") => "history",
+            Some("metadata" | "manifest") => "metadata",
+            Some("labels") => "labels",
+            _ => "other",
+        },
+    }
+}
+
+fn sane_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| s.to_owned())
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
+    let mut response = Response::new(HttpBody::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+impl<S, B> Service<Request<B>> for Front<S>
+where
+    S: Service<Request<B>, Response = HttpResponse>,
+    S::Error: Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let path = req.uri().path().to_owned();
+        let method = req.method().as_str().to_owned();
+        let route = route_of(&path, req.headers().contains_key(http::header::UPGRADE));
+        let id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(sane_id)
+            .unwrap_or_else(|| format!("dimsum-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            req.headers_mut().insert(REQUEST_ID, v);
+        }
+        let service = self.live.current();
+        let local = match route {
+            "health" => Some(text(
+                StatusCode::OK,
+                "application/json",
+                r#"{"status":"ok"}"#.to_owned(),
+            )),
+            "metrics" => None,
+            _ => None,
+        };
+        let fut = if local.is_none() && route != "metrics" {
+            Some(self.inner.call(req))
+        } else {
+            None
+        };
+        Box::pin(async move {
+            let mut response = match (local, fut) {
+                (Some(r), _) => r,
+                (None, Some(fut)) => fut.await?,
+                (None, None) => {
+                    let bytes = service.cached_bytes().await;
+                    text(
+                        StatusCode::OK,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        service.metrics().encode(bytes),
+                    )
+                }
+            };
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(REQUEST_ID, v);
+            }
+            let status = response.status().as_u16();
+            let seconds = started.elapsed().as_secs_f64();
+            service.metrics().request(route, &method, status, seconds);
+            // The path names an account, a repository and a reference: never a secret.
+            tracing::info!(request_id = %id, %method, %path, status, ms = seconds * 1000.0, "request");
+            Ok(response)
+        })
+    }
+}
