@@ -491,7 +491,11 @@ impl Dimsum {
     async fn cached(&self, p: &Parsed<'_>) -> Option<Arc<Fetched>> {
         let digest = match &p.reference {
             Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => self.caches.tags.as_ref()?.get(&p.tag_key()).await?,
+            Reference::Tag(_) => {
+                let digest = self.caches.tags.as_ref()?.get(&p.tag_key()).await?;
+                self.metrics.cache(CacheName::tag, true);
+                digest
+            }
         };
         let top = self.cached_manifest(p, digest).await?;
         let Manifest::Index { manifests, .. } = &top.manifest else {

@@ -14,4 +14,5 @@ mod errors;
 mod faults;
 mod hardening;
 mod load;
+mod operate;
 mod serve;

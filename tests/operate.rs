@@ -1,0 +1,266 @@
+//! Operating dimsum: metrics that move, live reload (SIGHUP and file change, broken files kept
+//! out), `config check`, completions and JSON logs.
+
+use std::path::Path;
+
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::registry::{Mode, Registry};
+use crate::harness::run::dimsum;
+
+const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
+const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A `dimsum serve` child whose stderr lines can be awaited one by one.
+struct Server {
+    child: tokio::process::Child,
+    addr: String,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+}
+
+impl Server {
+    async fn start(config: &Path, extra: &[&str]) -> Server {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next_line().await.unwrap().expect("dimsum exited");
+            if let Some(a) = line.strip_prefix("dimsum: listening on ") {
+                break a.to_owned();
+            }
+        };
+        Server { child, addr, lines }
+    }
+
+    /// Reads stderr until a line contains `needle` (bounded), returning it.
+    async fn wait_for(&mut self, needle: &str) -> String {
+        let read = async {
+            loop {
+                let line = self
+                    .lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("dimsum exited");
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), read)
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} on stderr"))
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = http()
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_under_load() {
+    let registry = Registry::start(Mode::Open);
+    Pusher::new(&registry.url(), None)
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{}\"}}\n",
+            registry.url()
+        ),
+    )
+    .unwrap();
+    let mut server = Server::start(&cfg, &["--log-format", "json"]).await;
+    let (_, before) = server.get("/metrics").await;
+    for _ in 0..20 {
+        assert_eq!(
+            server.get("/local/team/app/v1/history?level=0").await.0,
+            200
+        );
+    }
+    assert_eq!(server.get("/local/team/app/nope/labels").await.0, 404);
+    let (status, after) = server.get("/metrics").await;
+    assert_eq!(status, 200);
+    let series = [
+        "dimsum_http_requests_total{route=\"history\",method=\"GET\",status=\"200\"}",
+        "dimsum_http_request_duration_seconds_count{route=\"history\"}",
+        "dimsum_upstream_requests_total{account=\"local\",kind=\"manifest_get\"",
+        "dimsum_upstream_requests_total{account=\"local\",kind=\"blob\"",
+        "dimsum_cache_lookups_total{cache=\"tag\",result=\"hit\"}",
+        "dimsum_cache_bytes",
+    ];
+    for s in series {
+        assert!(
+            metric(&after, s) > metric(&before, s),
+            "{s} did not move:\n{after}"
+        );
+    }
+    assert!(
+        after.contains(
+            "dimsum_http_requests_total{route=\"labels\",method=\"GET\",status=\"404\"} 1"
+        )
+    );
+    // One JSON log line per request, with its id.
+    let line = server.wait_for("\"request\"").await;
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        v["fields"]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("dimsum-"),
+        "{line}"
+    );
+    let r = http()
+        .get(format!("http://{}/healthz", server.addr))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_on_sighup_and_on_file_change_and_a_broken_file_changes_nothing() {
+    let registry = Registry::start(Mode::Open);
+    Pusher::new(&registry.url(), None)
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("clouddriver.yml");
+    let account = |name: &str| format!("  - {{name: {name}, address: \"{}\"}}\n", registry.url());
+    std::fs::write(
+        &cfg,
+        format!("dockerRegistry:\n  accounts:\n{}", account("first")),
+    )
+    .unwrap();
+    let mut server = Server::start(&cfg, &[]).await;
+    assert_eq!(server.get("/first/team/app/v1/labels").await.0, 200);
+    assert_eq!(server.get("/second/team/app/v1/labels").await.0, 404);
+
+    // A new account by SIGHUP.
+    std::fs::write(
+        &cfg,
+        format!(
+            "dockerRegistry:\n  accounts:\n{}{}",
+            account("first"),
+            account("second")
+        ),
+    )
+    .unwrap();
+    server.signal("-HUP");
+    server.wait_for("configuration reloaded").await;
+    assert_eq!(
+        server.get("/second/team/app/v1/labels").await.0,
+        200,
+        "answers without a restart"
+    );
+
+    // A broken file: one clear error, the old configuration keeps serving.
+    std::fs::write(&cfg, "dockerRegistry:\n  accounts:\n  - {name: second}\n").unwrap();
+    server.signal("-HUP");
+    let line = server.wait_for("configuration not reloaded").await;
+    assert!(line.contains("address: missing"), "{line}");
+    assert_eq!(server.get("/second/team/app/v1/labels").await.0, 200);
+    assert_eq!(server.get("/first/team/app/v1/labels").await.0, 200);
+
+    // A changed file is noticed without a signal.
+    std::fs::write(
+        &cfg,
+        format!("dockerRegistry:\n  accounts:\n{}", account("third")),
+    )
+    .unwrap();
+    server
+        .wait_for("configuration reloaded (a configuration file changed)")
+        .await;
+    assert_eq!(server.get("/third/team/app/v1/labels").await.0, 200);
+    assert_eq!(
+        server.get("/first/team/app/v1/labels").await.0,
+        404,
+        "removed accounts are gone"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("dimsum_config_reloads_total{result=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dimsum_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_completions_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        "dockerRegistry:\n  accounts:\n  - {name: a, address: \"https://r.example\", username: u, password: hunter2-secret}\n  - {name: b, address: r2.example, passwordCommand: \"echo x\"}\n",
+    )
+    .unwrap();
+    let out = dimsum(Some(&cfg), &["config", "check"], None).await;
+    let text = out.ok();
+    assert!(
+        text.contains("configuration is valid: 2 accounts"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a: https://r.example/ user=u password=password <redacted>"),
+        "{text}"
+    );
+    assert!(text.contains("b: https://r2.example/"), "{text}");
+    assert!(
+        !text.contains("hunter2-secret") && !text.contains("echo x"),
+        "secrets redacted: {text}"
+    );
+    std::fs::write(&cfg, "dockerRegistry:\n  accounts:\n  - {name: a}\n").unwrap();
+    let out = dimsum(Some(&cfg), &["config", "check"], None).await;
+    out.fails(3, "address: missing");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = dimsum(None, &["completions", shell], None).await;
+        assert!(out.ok().contains("history"), "{shell}");
+    }
+    let out = dimsum(None, &["--version"], None).await;
+    assert_eq!(
+        out.ok().trim(),
+        format!("dimsum {}", env!("CARGO_PKG_VERSION"))
+    );
+}
