@@ -10,6 +10,7 @@ mod harness;
 mod auth;
 mod cache;
 mod conversion;
+mod deploy;
 mod errors;
 mod faults;
 mod hardening;
