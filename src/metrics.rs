@@ -52,7 +52,7 @@ struct CacheLookup {
 struct HttpRequest {
     /// `history`, `metadata`, `labels`, `jsonrpc`, `health`, `metrics` or `other`.
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -176,11 +176,11 @@ impl Metrics {
     }
 
     /// Counts one HTTP request and its duration.
-    pub fn request(&self, route: &'static str, method: &str, status: u16, seconds: f64) {
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&HttpRequest {
                 route,
-                method: method.to_owned(),
+                method,
                 status,
             })
             .inc();

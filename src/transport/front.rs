@@ -66,6 +66,16 @@ fn route_of(path: &str, upgrade: bool) -> &'static str {
     }
 }
 
+/// A bounded set of method labels (anything unusual is `other`).
+fn method_label(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        _ => "other",
+    }
+}
+
 fn sane_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
@@ -103,7 +113,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let started = Instant::now();
         let path = req.uri().path().to_owned();
-        let method = req.method().as_str().to_owned();
+        let method = method_label(req.method());
         let route = route_of(&path, req.headers().contains_key(http::header::UPGRADE));
         let id = req
             .headers()
@@ -114,30 +124,22 @@ where
             req.headers_mut().insert(REQUEST_ID, v);
         }
         let service = self.live.current();
-        let local = match route {
-            "health" => Some(text(
-                StatusCode::OK,
-                "application/json",
-                r#"{"status":"ok"}"#.to_owned(),
-            )),
-            "metrics" => None,
-            _ => None,
-        };
-        let fut = if local.is_none() && route != "metrics" {
-            Some(self.inner.call(req))
-        } else {
-            None
-        };
+        // Health and metrics are answered here; everything else goes on inward.
+        let inner = (!matches!(route, "health" | "metrics")).then(|| self.inner.call(req));
         Box::pin(async move {
-            let mut response = match (local, fut) {
-                (Some(r), _) => r,
-                (None, Some(fut)) => fut.await?,
-                (None, None) => {
-                    let bytes = service.cached_bytes().await;
+            let mut response = match inner {
+                Some(fut) => fut.await?,
+                None if route == "health" => text(
+                    StatusCode::OK,
+                    "application/json",
+                    r#"{"status":"ok"}"#.to_owned(),
+                ),
+                None => {
+                    let body = service.metrics().encode(service.cached_bytes().await);
                     text(
                         StatusCode::OK,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        service.metrics().encode(bytes),
+                        body,
                     )
                 }
             };
@@ -146,7 +148,7 @@ where
             }
             let status = response.status().as_u16();
             let seconds = started.elapsed().as_secs_f64();
-            service.metrics().request(route, &method, status, seconds);
+            service.metrics().request(route, method, status, seconds);
             // The path names an account, a repository and a reference: never a secret.
             tracing::info!(request_id = %id, %method, %path, status, ms = seconds * 1000.0, "request");
             Ok(response)
