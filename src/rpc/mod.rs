@@ -97,6 +97,20 @@ fn reference(reference: Option<String>, tag: Option<String>) -> Result<String, E
     }
 }
 
+fn image<'a>(
+    account: &'a str,
+    repository: &'a str,
+    reference: &'a str,
+    platform: Option<&'a str>,
+) -> ImageRequest<'a> {
+    ImageRequest {
+        account,
+        repository,
+        reference,
+        platform,
+    }
+}
+
 fn raw(json: String) -> RpcResult<Box<RawValue>> {
     // Our own output is always valid JSON; a failure here is a bug, reported as internal.
     RawValue::from_string(json)
@@ -116,12 +130,7 @@ impl DimsumApiServer for Rpc {
         tag: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = ImageRequest {
-            account: &account,
-            repository: &repository,
-            reference: &reference,
-            platform: platform.as_deref(),
-        };
+        let req = image(&account, &repository, &reference, platform.as_deref());
         let options = history::Options {
             strict: strict.unwrap_or(false),
         };
@@ -151,12 +160,7 @@ impl DimsumApiServer for Rpc {
         tag: Option<String>,
     ) -> RpcResult<ManifestResult> {
         let reference = reference(reference_, tag)?;
-        let req = ImageRequest {
-            account: &account,
-            repository: &repository,
-            reference: &reference,
-            platform: platform.as_deref(),
-        };
+        let req = image(&account, &repository, &reference, platform.as_deref());
         let m = self.live.current().manifest(req).await?;
         let text = String::from_utf8(m.bytes)
             .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
@@ -176,12 +180,7 @@ impl DimsumApiServer for Rpc {
         tag: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = ImageRequest {
-            account: &account,
-            repository: &repository,
-            reference: &reference,
-            platform: platform.as_deref(),
-        };
+        let req = image(&account, &repository, &reference, platform.as_deref());
         raw(self.live.current().labels(req).await?)
     }
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response, StatusCode};
-use jsonrpsee::server::{HttpBody, HttpResponse};
+use http::{HeaderValue, Request, StatusCode};
+use jsonrpsee::server::HttpResponse;
 use tower::{Layer, Service};
 
 use crate::reload::Live;
@@ -85,16 +85,6 @@ fn sane_id(v: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
-    let mut response = Response::new(HttpBody::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    response
-}
-
 impl<S, B> Service<Request<B>> for Front<S>
 where
     S: Service<Request<B>, Response = HttpResponse>,
@@ -129,14 +119,14 @@ where
         Box::pin(async move {
             let mut response = match inner {
                 Some(fut) => fut.await?,
-                None if route == "health" => text(
+                None if route == "health" => super::respond(
                     StatusCode::OK,
                     "application/json",
                     r#"{"status":"ok"}"#.to_owned(),
                 ),
                 None => {
                     let body = service.metrics().encode(service.cached_bytes().await);
-                    text(
+                    super::respond(
                         StatusCode::OK,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                         body,

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dimsum_rest::RestLayer;
-use http::{Request, Response, StatusCode};
-use jsonrpsee::server::{HttpBody, HttpResponse, Server, ServerConfig};
+use http::{Request, StatusCode};
+use jsonrpsee::server::{HttpResponse, Server, ServerConfig};
 use tower::{Layer, Service};
 
 use super::front::FrontLayer;
@@ -127,13 +127,7 @@ fn token_hash(token: &str) -> [u8; 32] {
 
 fn json_error(status: StatusCode, code: i32, message: &str) -> HttpResponse {
     let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
-    let mut response = Response::new(HttpBody::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
+    super::respond(status, "application/json", body)
 }
 
 impl<S, B> Service<Request<B>> for Guard<S>

@@ -5,6 +5,21 @@ mod front;
 pub mod http;
 pub mod lines;
 
+/// A response with `status`, `content_type` and `body`: the one builder for our own answers.
+pub(crate) fn respond(
+    status: ::http::StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> jsonrpsee::server::HttpResponse {
+    let mut response = ::http::Response::new(jsonrpsee::server::HttpBody::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
 /// Resolves on Ctrl-C or SIGTERM; every transport shuts down on it.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
