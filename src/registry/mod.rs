@@ -577,10 +577,9 @@ impl Client {
             let body = read_body(&mut resp, limit)
                 .await
                 .map_err(|e| e.into_error(what, self.endpoint.timeout))?;
-            return Ok(Answer {
-                headers: resp.headers().clone(),
-                body,
-            });
+            // Taken, not cloned: the response is done with them.
+            let headers = std::mem::take(resp.headers_mut());
+            return Ok(Answer { headers, body });
         }
         let retry_after = resp
             .headers()
