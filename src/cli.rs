@@ -73,7 +73,8 @@ pub enum ConfigCommand {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve JSON-RPC (HTTP POST and WebSocket), the REST shim, /healthz and /readyz on one port.
+    /// Serve JSON-RPC (HTTP POST and WebSocket), the REST shim, /healthz, /readyz and /metrics on
+    /// one port; reload the configuration on SIGHUP or when a file changes.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "DIMSUM_LISTEN", default_value = "0.0.0.0:8080")]
@@ -98,17 +99,6 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Work with the configuration.
-    Config {
-        /// What to do.
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
     /// Print the image manifest exactly as the registry serves it (an index is resolved to one
     /// platform).
     Manifest {
@@ -121,6 +111,17 @@ pub enum Command {
         /// The image.
         #[command(flatten)]
         image: ImageArgs,
+    },
+    /// Work with the configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
 }
 
