@@ -83,17 +83,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
             eprintln!("dimsum: listening on {}", listener.local_addr()?);
-            let limits = transport::http::Limits {
-                api_token: config.settings.api_token.clone(),
-                ..transport::http::Limits::default()
-            };
-            if limits.api_token.is_none() && !listen.ip().is_loopback() {
+            let limits = transport::http::Limits::default();
+            if config.settings.api_token.is_none() && !listen.ip().is_loopback() {
                 tracing::warn!(%listen, "serving beyond loopback without authentication");
                 eprintln!(
                     "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile"
                 );
             }
-            let live = Arc::new(Live::new(service, sources));
+            let live = Arc::new(Live::new(
+                service,
+                config.settings.api_token.clone(),
+                sources,
+            ));
             multi_thread()?.block_on(async {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let watcher = tokio::spawn(live.clone().watch(async move {
@@ -110,7 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stdio { max_line_bytes } => {
-            let live = Arc::new(Live::new(service, sources));
+            let live = Arc::new(Live::new(service, None, sources));
             let methods = Rpc::new(live).into_rpc();
             multi_thread()?.block_on(async {
                 let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());

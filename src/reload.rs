@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::credentials::Secret;
 use crate::service::Dimsum;
 
 /// How often the configuration files are checked for changes.
@@ -20,6 +21,9 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Live {
     current: ArcSwap<Dimsum>,
+    /// The bearer token callers of `serve` must send (`dimsum.auth.tokenFile`), reloaded with
+    /// the rest.
+    api_token: ArcSwap<Option<Secret>>,
     sources: Vec<PathBuf>,
 }
 
@@ -35,12 +39,19 @@ pub enum Error {
 }
 
 impl Live {
-    /// Serves `service`; `sources` are re-read on reload (none: the built-in default, fixed).
-    pub fn new(service: Dimsum, sources: Vec<PathBuf>) -> Live {
+    /// Serves `service` for callers holding `api_token` (if any); `sources` are re-read on
+    /// reload (none: the built-in default, fixed).
+    pub fn new(service: Dimsum, api_token: Option<Secret>, sources: Vec<PathBuf>) -> Live {
         Live {
             current: ArcSwap::from_pointee(service),
+            api_token: ArcSwap::from_pointee(api_token),
             sources,
         }
+    }
+
+    /// The API token now.
+    pub fn api_token(&self) -> Arc<Option<Secret>> {
+        self.api_token.load_full()
     }
 
     /// The service now. Cheap: an atomic load.
@@ -53,11 +64,18 @@ impl Live {
         let metrics = self.current().metrics().clone();
         let result = Config::from_paths(&self.sources)
             .map_err(Error::from)
-            .and_then(|config| self.current().reconfigured(&config).map_err(Error::Service));
+            .and_then(|config| {
+                let next = self
+                    .current()
+                    .reconfigured(&config)
+                    .map_err(Error::Service)?;
+                Ok((next, config.settings.api_token))
+            });
         match result {
-            Ok(next) => {
+            Ok((next, api_token)) => {
                 let accounts = next.account_names().len();
                 self.current.store(Arc::new(next));
+                self.api_token.store(Arc::new(api_token));
                 metrics.reload(true);
                 Ok(accounts)
             }

@@ -264,3 +264,45 @@ async fn config_check_completions_and_version() {
         format!("dimsum {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_api_token() {
+    let registry = Registry::start(Mode::Open);
+    Pusher::new(&registry.url(), None)
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "first-token-first-token\n").unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        format!("dimsum:\n  auth:\n    tokenFile: {}\ndockerRegistry:\n  accounts:\n  - {{name: local, address: \"{}\"}}\n", token_file.display(), registry.url()),
+    )
+    .unwrap();
+    let mut server = Server::start(&cfg, &[]).await;
+    let get = |addr: String, token: &'static str| async move {
+        let r = http()
+            .get(format!("http://{addr}/local/team/app/v1/labels"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    };
+    assert_eq!(
+        get(server.addr.clone(), "first-token-first-token").await,
+        200
+    );
+    std::fs::write(&token_file, "second-token-second-token\n").unwrap();
+    server.signal("-HUP");
+    server.wait_for("configuration reloaded").await;
+    assert_eq!(
+        get(server.addr.clone(), "first-token-first-token").await,
+        401
+    );
+    assert_eq!(
+        get(server.addr.clone(), "second-token-second-token").await,
+        200
+    );
+}

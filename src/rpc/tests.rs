@@ -11,7 +11,12 @@ use crate::config::Config;
 
 fn module() -> jsonrpsee::RpcModule<Rpc> {
     let service = crate::Dimsum::new(&Config::builtin()).unwrap();
-    Rpc::new(Arc::new(crate::reload::Live::new(service, Vec::new()))).into_rpc()
+    Rpc::new(Arc::new(crate::reload::Live::new(
+        service,
+        None,
+        Vec::new(),
+    )))
+    .into_rpc()
 }
 
 #[tokio::test]

@@ -15,15 +15,12 @@ use jsonrpsee::server::{HttpResponse, Server, ServerConfig};
 use tower::{Layer, Service};
 
 use super::front::FrontLayer;
-use crate::credentials::Secret;
 use crate::reload::Live;
 use crate::rpc::{DimsumApiServer as _, Rpc};
 
 /// Server limits and caller authentication.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// The bearer token every request must carry (health endpoints exempt), if any.
-    pub api_token: Option<Secret>,
     /// Longest a request may take before it is answered 503 (lookups have their own, shorter
     /// bound; this catches everything else).
     pub request_timeout: Duration,
@@ -40,7 +37,6 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            api_token: None,
             request_timeout: Duration::from_secs(30),
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 64 * 1024 * 1024,
@@ -64,10 +60,7 @@ pub async fn serve(
         .max_connections(limits.max_connections)
         .build();
     let guard = GuardLayer {
-        token: limits
-            .api_token
-            .as_ref()
-            .map(|t| Arc::new(token_hash(t.expose()))),
+        live: live.clone(),
         timeout: limits.request_timeout,
     };
     let middleware = tower::ServiceBuilder::new()
@@ -96,9 +89,8 @@ pub async fn serve(
 /// checked the same way.
 #[derive(Debug, Clone)]
 struct GuardLayer {
-    /// SHA-256 of the expected token: comparing fixed-length digests in constant time leaks
-    /// neither the token's bytes nor its length.
-    token: Option<Arc<[u8; 32]>>,
+    /// Holds the expected token, which a reload may change.
+    live: Arc<Live>,
     timeout: Duration,
 }
 
@@ -107,7 +99,7 @@ impl<S> Layer<S> for GuardLayer {
     fn layer(&self, inner: S) -> Guard<S> {
         Guard {
             inner,
-            token: self.token.clone(),
+            live: self.live.clone(),
             timeout: self.timeout,
         }
     }
@@ -116,7 +108,7 @@ impl<S> Layer<S> for GuardLayer {
 #[derive(Debug, Clone)]
 struct Guard<S> {
     inner: S,
-    token: Option<Arc<[u8; 32]>>,
+    live: Arc<Live>,
     timeout: Duration,
 }
 
@@ -154,8 +146,11 @@ where
                 value.set_sensitive(true);
             }
         }
-        if let Some(expected) = &self.token {
+        if let Some(expected) = self.live.api_token().as_ref() {
             use subtle::ConstantTimeEq as _;
+            // SHA-256 of both sides: comparing fixed-length digests in constant time leaks
+            // neither the token's bytes nor its length.
+            let expected = token_hash(expected.expose());
             let given = req
                 .headers()
                 .get(http::header::AUTHORIZATION)

@@ -19,16 +19,16 @@ impl Served {
     pub fn start(config: &Path) -> Served {
         let config = Config::from_paths(&[config.to_owned()]).unwrap();
         let service = Dimsum::new(&config).unwrap();
-        let live = Arc::new(dimsum::reload::Live::new(service, Vec::new()));
+        let live = Arc::new(dimsum::reload::Live::new(
+            service,
+            config.settings.api_token.clone(),
+            Vec::new(),
+        ));
         // Bound before serving starts, so connections queue instead of being refused.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = Limits {
-            api_token: config.settings.api_token.clone(),
-            ..Limits::default()
-        };
-        let task = tokio::spawn(serve(listener, live, limits, async {
+        let task = tokio::spawn(serve(listener, live, Limits::default(), async {
             let _ = stopped.await;
         }));
         Served {
