@@ -13,7 +13,7 @@
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
 //! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight.
-//! - [`metrics`]: counters of upstream requests and cache lookups (Prometheus registry).
+//! - [`metrics`]: Prometheus counters and histograms: requests, upstream calls, caches, reloads.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
