@@ -63,8 +63,8 @@ pub struct HistoryAnswer {
 struct Account {
     name: Arc<str>,
     client: Arc<Client>,
-    unusable: Option<String>,
-    /// What the client was built from, to tell on reload whether it must be rebuilt.
+    /// What the client was built from (and whether the account is usable), to tell on reload
+    /// whether it must be rebuilt.
     spec: config::Account,
 }
 
@@ -95,13 +95,31 @@ impl Parsed<'_> {
             reference: self.reference.to_string(),
         }
     }
-}
 
-/// A resolved image: its account, repository and image (or schema1) manifest.
-struct Resolved<'a> {
-    account: &'a Account,
-    repository: Repository,
-    fetched: Arc<Fetched>,
+    fn manifest_key(&self, digest: Digest) -> Key {
+        Key::Manifest(
+            self.account.name.clone(),
+            self.repository.to_string(),
+            digest,
+        )
+    }
+
+    fn blob_key(&self, digest: Digest) -> Key {
+        Key::Blob(
+            self.account.name.clone(),
+            self.repository.to_string(),
+            digest,
+        )
+    }
+
+    fn history_key(&self, digest: Digest, strict: bool) -> Key {
+        Key::History(
+            self.account.name.clone(),
+            self.repository.to_string(),
+            digest,
+            strict,
+        )
+    }
 }
 
 impl Dimsum {
@@ -161,7 +179,6 @@ impl Dimsum {
             let account = Account {
                 name: name.as_str().into(),
                 client,
-                unusable: a.unusable.clone(),
                 spec: a.clone(),
             };
             accounts.insert(name.clone(), account);
@@ -214,12 +231,7 @@ impl Dimsum {
     ) -> Result<Arc<HistoryAnswer>, Error> {
         let parsed = self.parse(req)?;
         if let Some(fetched) = self.cached(&parsed).await {
-            let key = Key::History(
-                parsed.account.name.clone(),
-                parsed.repository.to_string(),
-                fetched.digest.clone(),
-                options.strict,
-            );
+            let key = parsed.history_key(fetched.digest.clone(), options.strict);
             if let Some(Entry::History(h)) = self.caches.content.get(&key).await {
                 self.metrics.cache(CacheName::content, true);
                 return Ok(h);
@@ -234,19 +246,9 @@ impl Dimsum {
         options: history::Options,
     ) -> Result<Arc<HistoryAnswer>, Error> {
         let fetched = self.resolve_cold(parsed).await?;
-        let r = Resolved {
-            account: parsed.account,
-            repository: parsed.repository.clone(),
-            fetched,
-        };
-        let key = Key::History(
-            r.account.name.clone(),
-            r.repository.to_string(),
-            r.fetched.digest.clone(),
-            options.strict,
-        );
+        let key = parsed.history_key(fetched.digest.clone(), options.strict);
         let load = async {
-            self.compute_history(&r, options)
+            self.compute_history(parsed, &fetched, options)
                 .await
                 .map(|h| Entry::History(Arc::new(h)))
         };
@@ -283,15 +285,16 @@ impl Dimsum {
 
     async fn compute_history(
         &self,
-        r: &Resolved<'_>,
+        p: &Parsed<'_>,
+        fetched: &Fetched,
         options: history::Options,
     ) -> Result<HistoryAnswer, Error> {
-        let image = format!("{}@{}", r.repository, r.fetched.digest);
-        let digest = r.fetched.digest.clone();
-        let (config, layers) = match &r.fetched.manifest {
+        let image = format!("{}@{}", p.repository, fetched.digest);
+        let digest = fetched.digest.clone();
+        let (config, layers) = match &fetched.manifest {
             Manifest::Schema1 { history, .. } => {
                 let extensions = Vec::new();
-                return raw_answer(history.clone(), extensions, digest, &r.account.name, &image);
+                return raw_answer(history.clone(), extensions, digest, &p.account.name, &image);
             }
             Manifest::Image { config, layers, .. } => (config, layers),
             Manifest::Index { .. } => unreachable!("resolve returns an image or schema1"),
@@ -302,7 +305,7 @@ impl Dimsum {
                 media_type: config.media_type.clone(),
             });
         }
-        let blob = self.blob(r, config).await?;
+        let blob = self.blob(p, &image, config).await?;
         let built = history::build(&blob, layers, options).map_err(|source| Error::History {
             image: image.clone(),
             source,
@@ -314,32 +317,34 @@ impl Dimsum {
             built.entries,
             built.extensions,
             digest,
-            &r.account.name,
+            &p.account.name,
             &image,
         )
     }
 
+    /// The config blob of `image` (`repository@digest`, for messages).
     async fn blob(
         &self,
-        r: &Resolved<'_>,
+        p: &Parsed<'_>,
+        image: &str,
         descriptor: &manifest::Descriptor,
     ) -> Result<Arc<Vec<u8>>, Error> {
         let digest = Digest::parse(&descriptor.digest).ok_or_else(|| {
             registry_error(
-                &r.account.name,
+                &p.account.name,
                 registry::Error::BadResponse {
-                    what: format!("manifest {}@{}", r.repository, r.fetched.digest),
+                    what: format!("manifest {image}"),
                     detail: format!("invalid config digest {:?}", descriptor.digest),
                 },
             )
         })?;
-        let key = Key::Blob(r.account.name.clone(), r.repository.to_string(), digest);
         let load = async {
-            let bytes = r.account.client.blob(&r.repository, descriptor).await;
+            let bytes = p.account.client.blob(&p.repository, descriptor).await;
             bytes
                 .map(|b| Entry::Blob(Arc::new(b)))
-                .map_err(|e| registry_error(&r.account.name, e))
+                .map_err(|e| registry_error(&p.account.name, e))
         };
+        let key = p.blob_key(digest);
         match self.content(key, load).await? {
             Entry::Blob(b) => Ok(b),
             _ => unreachable!("blob keys hold blobs"),
@@ -367,19 +372,19 @@ impl Dimsum {
 
     async fn manifest_by_digest(
         &self,
-        account: &Account,
-        repo: &Repository,
+        p: &Parsed<'_>,
         digest: &Digest,
     ) -> Result<Arc<Fetched>, Error> {
-        let key = Key::Manifest(account.name.clone(), repo.to_string(), digest.clone());
+        let key = p.manifest_key(digest.clone());
         let load = async {
-            let fetched = account
+            let fetched = p
+                .account
                 .client
-                .manifest(repo, &Reference::Digest(digest.clone()))
+                .manifest(&p.repository, &Reference::Digest(digest.clone()))
                 .await;
             fetched
                 .map(|f| Entry::Manifest(Arc::new(f)))
-                .map_err(|e| registry_error(&account.name, e))
+                .map_err(|e| registry_error(&p.account.name, e))
         };
         match self.content(key, load).await? {
             Entry::Manifest(m) => Ok(m),
@@ -388,40 +393,23 @@ impl Dimsum {
     }
 
     /// The digest a tag points to: from the tag cache, by `HEAD` revalidation, or by `GET`.
-    async fn digest_of_tag(
-        &self,
-        account: &Account,
-        repo: &Repository,
-        tag: &Reference,
-    ) -> Result<Digest, Error> {
-        let key = TagKey {
-            account: account.name.clone(),
-            repository: repo.to_string(),
-            reference: tag.to_string(),
-        };
+    async fn digest_of_tag(&self, p: &Parsed<'_>) -> Result<Digest, Error> {
+        let key = p.tag_key();
         let Some(tags) = &self.caches.tags else {
-            return self.lookup_tag(account, repo, tag, key).await;
+            return self.lookup_tag(p, key).await;
         };
         if let Some(digest) = tags.get(&key).await {
             self.metrics.cache(CacheName::tag, true);
             return Ok(digest);
         }
         self.metrics.cache(CacheName::tag, false);
-        tags.try_get_with(
-            key.clone(),
-            Box::pin(self.lookup_tag(account, repo, tag, key)),
-        )
-        .await
-        .map_err(Arc::unwrap_or_clone)
+        tags.try_get_with(key.clone(), Box::pin(self.lookup_tag(p, key)))
+            .await
+            .map_err(Arc::unwrap_or_clone)
     }
 
-    async fn lookup_tag(
-        &self,
-        account: &Account,
-        repo: &Repository,
-        tag: &Reference,
-        key: TagKey,
-    ) -> Result<Digest, Error> {
+    async fn lookup_tag(&self, p: &Parsed<'_>, key: TagKey) -> Result<Digest, Error> {
+        let (account, repo, tag) = (p.account, &p.repository, &p.reference);
         if let Some(known) = self.caches.known.get(&key).await {
             // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
             // unchanged tag costs no GET (and no Docker Hub pull).
@@ -446,10 +434,12 @@ impl Dimsum {
             .await
             .map_err(|e| registry_error(&account.name, e))?;
         let digest = fetched.digest.clone();
-        let content_key = Key::Manifest(account.name.clone(), repo.to_string(), digest.clone());
         self.caches
             .content
-            .insert(content_key, Entry::Manifest(Arc::new(fetched)))
+            .insert(
+                p.manifest_key(digest.clone()),
+                Entry::Manifest(Arc::new(fetched)),
+            )
             .await;
         self.caches.known.insert(key, digest.clone()).await;
         Ok(digest)
@@ -464,7 +454,7 @@ impl Dimsum {
                 account: req.account.to_owned(),
                 known: self.accounts.keys().cloned().collect(),
             })?;
-        if let Some(reason) = &account.unusable {
+        if let Some(reason) = &account.spec.unusable {
             return Err(Error::AccountUnusable {
                 account: req.account.to_owned(),
                 reason: reason.clone(),
@@ -512,16 +502,7 @@ impl Dimsum {
     }
 
     async fn cached_manifest(&self, p: &Parsed<'_>, digest: Digest) -> Option<Arc<Fetched>> {
-        match self
-            .caches
-            .content
-            .get(&Key::Manifest(
-                p.account.name.clone(),
-                p.repository.to_string(),
-                digest,
-            ))
-            .await?
-        {
+        match self.caches.content.get(&p.manifest_key(digest)).await? {
             Entry::Manifest(m) => Some(m),
             _ => None,
         }
@@ -547,9 +528,7 @@ impl Dimsum {
                 return Err(e);
             }
         }
-        let result = self
-            .resolve_uncached(p.account, &p.repository, &p.reference, p.platform.as_ref())
-            .await;
+        let result = self.resolve_uncached(p).await;
         if let (
             Some(negative),
             Err(
@@ -566,33 +545,26 @@ impl Dimsum {
         result
     }
 
-    async fn resolve_uncached(
-        &self,
-        account: &Account,
-        repository: &Repository,
-        reference: &Reference,
-        platform: Option<&Platform>,
-    ) -> Result<Arc<Fetched>, Error> {
-        let digest = match reference {
+    async fn resolve_uncached(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
+        let digest = match &p.reference {
             Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => self.digest_of_tag(account, repository, reference).await?,
+            Reference::Tag(_) => self.digest_of_tag(p).await?,
         };
-        let top = self
-            .manifest_by_digest(account, repository, &digest)
-            .await?;
+        let top = self.manifest_by_digest(p, &digest).await?;
         let Manifest::Index { manifests, .. } = &top.manifest else {
             return Ok(top);
         };
-        let child = account
+        let child = p
+            .account
             .client
-            .choose_child(repository, reference, manifests, platform)
-            .map_err(|e| registry_error(&account.name, e))?;
-        let fetched = self.manifest_by_digest(account, repository, &child).await?;
+            .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
+            .map_err(|e| registry_error(&p.account.name, e))?;
+        let fetched = self.manifest_by_digest(p, &child).await?;
         if let Manifest::Index { .. } = fetched.manifest {
             return Err(registry_error(
-                &account.name,
+                &p.account.name,
                 registry::Error::BadResponse {
-                    what: format!("manifest {repository}@{child}"),
+                    what: format!("manifest {}@{child}", p.repository),
                     detail: "index entry points to another index".to_owned(),
                 },
             ));
