@@ -21,9 +21,9 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Live {
     current: ArcSwap<Dimsum>,
-    /// The bearer token callers of `serve` must send (`dimsum.auth.tokenFile`), reloaded with
-    /// the rest.
-    api_token: ArcSwap<Option<Secret>>,
+    /// SHA-256 of the bearer token callers of `serve` must send (`dimsum.auth.tokenFile`),
+    /// reloaded with the rest. Hashed once here, so a check hashes only what the caller sent.
+    api_token: ArcSwap<Option<[u8; 32]>>,
     sources: Vec<PathBuf>,
 }
 
@@ -44,14 +44,22 @@ impl Live {
     pub fn new(service: Dimsum, api_token: Option<Secret>, sources: Vec<PathBuf>) -> Live {
         Live {
             current: ArcSwap::from_pointee(service),
-            api_token: ArcSwap::from_pointee(api_token),
+            api_token: ArcSwap::from_pointee(api_token.as_ref().map(|t| token_digest(t.expose()))),
             sources,
         }
     }
 
-    /// The API token now.
-    pub fn api_token(&self) -> Arc<Option<Secret>> {
-        self.api_token.load_full()
+    /// Whether a caller presenting `bearer` (the token after `Bearer `) may call: always when no
+    /// token is configured. Fixed-length digests compared in constant time leak neither the
+    /// token's bytes nor its length.
+    pub fn authorizes(&self, bearer: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq as _;
+        match self.api_token.load().as_ref() {
+            None => true,
+            Some(expected) => {
+                bearer.is_some_and(|b| bool::from(token_digest(b.trim()).ct_eq(expected)))
+            }
+        }
     }
 
     /// The service now. Cheap: an atomic load.
@@ -75,7 +83,9 @@ impl Live {
             Ok((next, api_token)) => {
                 let accounts = next.account_names().len();
                 self.current.store(Arc::new(next));
-                self.api_token.store(Arc::new(api_token));
+                self.api_token.store(Arc::new(
+                    api_token.as_ref().map(|t| token_digest(t.expose())),
+                ));
                 metrics.reload(true);
                 Ok(accounts)
             }
@@ -147,6 +157,11 @@ impl Live {
             })
             .collect()
     }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 fn one_line(e: &Error) -> String {

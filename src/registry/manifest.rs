@@ -68,7 +68,6 @@ struct Probe {
     config: Option<Descriptor>,
     layers: Option<Vec<Descriptor>>,
     history: Option<Vec<V1History>>,
-    fs_layers: Option<serde::de::IgnoredAny>,
     signatures: Option<serde::de::IgnoredAny>,
 }
 
@@ -203,7 +202,6 @@ impl Manifest {
                 }
             }
             _ => {
-                let _ = probe.fs_layers;
                 let history = probe.history.ok_or_else(|| missing("history"))?;
                 Manifest::Schema1 {
                     media_type,

@@ -100,7 +100,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = Instant::now();
         let path = req.uri().path().to_owned();
         let method = method_label(req.method());
@@ -110,9 +110,6 @@ where
             .get(REQUEST_ID)
             .and_then(sane_id)
             .unwrap_or_else(|| format!("dimsum-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            req.headers_mut().insert(REQUEST_ID, v);
-        }
         let service = self.live.current();
         // Health and metrics are answered here; everything else goes on inward.
         let inner = (!matches!(route, "health" | "metrics")).then(|| self.inner.call(req));

@@ -112,11 +112,6 @@ struct Guard<S> {
     timeout: Duration,
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
 fn json_error(status: StatusCode, code: i32, message: &str) -> HttpResponse {
     let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
     super::respond(status, "application/json", body)
@@ -146,30 +141,22 @@ where
                 value.set_sensitive(true);
             }
         }
-        if let Some(expected) = self.live.api_token().as_ref() {
-            use subtle::ConstantTimeEq as _;
-            // SHA-256 of both sides: comparing fixed-length digests in constant time leaks
-            // neither the token's bytes nor its length.
-            let expected = token_hash(expected.expose());
-            let given = req
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(|t| token_hash(t.trim()));
-            let ok = given.is_some_and(|g| bool::from(g.ct_eq(&expected[..])));
-            if !ok {
-                let mut response = json_error(
-                    StatusCode::UNAUTHORIZED,
-                    -32001,
-                    "missing or invalid bearer token",
-                );
-                response.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer realm=\"dimsum\""),
-                );
-                return Box::pin(std::future::ready(Ok(response)));
-            }
+        let bearer = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !self.live.authorizes(bearer) {
+            let mut response = json_error(
+                StatusCode::UNAUTHORIZED,
+                -32001,
+                "missing or invalid bearer token",
+            );
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"dimsum\""),
+            );
+            return Box::pin(std::future::ready(Ok(response)));
         }
         let timeout = self.timeout;
         let fut = self.inner.call(req);
