@@ -7,12 +7,11 @@ use base64::engine::general_purpose::STANDARD;
 use dimsum::{Config, Dimsum, ImageRequest, history};
 
 use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
 use crate::harness::token::Issuer;
 
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
 const LEVEL0: &str = r#""revision":"abc123""#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

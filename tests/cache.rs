@@ -7,12 +7,9 @@ use dimsum::{Config, Dimsum, ImageRequest, history};
 
 use crate::harness::fault::{Fault, FaultServer};
 use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER, VB};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::config;
-
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
-const VB: &[u8] = include_bytes!("fixtures/vectors/b.config.json");
 
 fn service(url: &str, settings: &str) -> (Arc<Dimsum>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -3,13 +3,9 @@
 use std::path::Path;
 
 use crate::harness::images::{self, LIST, OCI, OCI_INDEX, Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER, VB, VC};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
-
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
-const VB: &[u8] = include_bytes!("fixtures/vectors/b.config.json");
-const VC: &[u8] = include_bytes!("fixtures/vectors/c.config.json");
 
 struct Open {
     registry: Registry,

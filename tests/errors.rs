@@ -1,20 +1,13 @@
 //! Bad input, configuration errors and registry refusals: a clear line and the documented exit.
 
 use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
 
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_and_missing_things() {
-    let registry = Registry::start(Mode::Open);
-    Pusher::new(&registry.url(), None)
-        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &account_yaml("local", &registry.url(), ""));
+    let (_registry, _dir, cfg) = crate::harness::open_world().await;
     let run = |args: &'static [&'static str]| {
         let cfg = cfg.clone();
         async move { dimsum(Some(&cfg), args, None).await }

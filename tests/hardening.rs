@@ -10,13 +10,11 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 use crate::harness::fault::{Fault, FaultServer};
 use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
 use crate::harness::server::Served;
 use crate::harness::token::Issuer;
-
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -62,19 +60,9 @@ async fn raw_get(base: &str, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-async fn open_world() -> (Registry, tempfile::TempDir, std::path::PathBuf) {
-    let registry = Registry::start(Mode::Open);
-    Pusher::new(&registry.url(), None)
-        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &account_yaml("local", &registry.url(), ""));
-    (registry, dir, cfg)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_corpus() {
-    let (_registry, dir, cfg) = open_world().await;
+    let (_registry, dir, cfg) = crate::harness::open_world().await;
     let server = Served::start(&cfg);
     let long_repo = format!("team/{}", "a".repeat(300));
     let long_tag = "t".repeat(129);
@@ -448,7 +436,7 @@ async fn bad_input_corpus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_file_every_route_and_method_needs_the_token() {
-    let (_registry, dir, _) = open_world().await;
+    let (_registry, dir, _) = crate::harness::open_world().await;
     let token = "an-api-token-of-some-length";
     let token_file = dir.path().join("api-token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
@@ -597,7 +585,7 @@ async fn upstream_faults_get_the_right_error_and_nothing_wrong_is_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_restart_is_an_outage_then_a_full_recovery() {
-    let (mut registry, _dir, cfg) = open_world().await;
+    let (mut registry, _dir, cfg) = crate::harness::open_world().await;
     let pusher = Pusher::new(&registry.url(), None);
     pusher
         .image("team/app", "later", SCHEMA2, VA, &[VA_LAYER])

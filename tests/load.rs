@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::config;
 
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
 const TOTAL: u64 = 100_000;
 const WORKERS: u64 = 64;
 const COLD_TAGS: u64 = 200;

@@ -6,11 +6,9 @@ use std::path::Path;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::harness::images::{Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::dimsum;
-
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()

@@ -15,12 +15,10 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 use crate::harness::fault::{Fault, FaultServer};
 use crate::harness::images::{LIST, OCI, Pusher, SCHEMA2};
+use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{config, dimsum};
 use crate::harness::server::Served;
-
-const VA: &[u8] = include_bytes!("fixtures/vectors/a.config.json");
-const VA_LAYER: &[u8] = include_bytes!("fixtures/vectors/a.layer.tar.gz");
 
 /// A registry with images, fault servers for what it cannot do, and a config naming them all.
 struct World {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 /// The served image.
 pub const MANIFEST: &[u8] = include_bytes!("../fixtures/vectors/a.manifest.json");
 /// Its config.
-pub const CONFIG: &[u8] = include_bytes!("../fixtures/vectors/a.config.json");
+pub const CONFIG: &[u8] = super::images::VA;
 const CONFIG_DIGEST: &str =
     "sha256:b22cf700653e5e384492b70daecce8b3f163036a35ac2aa58c775532812cd4ab";
 /// The manifest's digest.
@@ -68,7 +68,7 @@ pub struct FaultServer {
     pub url: String,
     /// State.
     pub state: Arc<FaultState>,
-    task: tokio::task::JoinHandle<()>,
+    _app: super::App,
 }
 
 impl FaultServer {
@@ -83,23 +83,17 @@ impl FaultServer {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FaultServer { url, state, task }
+        let app = super::App::serve(app).await;
+        FaultServer {
+            url: app.url.clone(),
+            state,
+            _app: app,
+        }
     }
 
     /// The `Authorization` values seen so far.
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.state.authorizations.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

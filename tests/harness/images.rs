@@ -6,6 +6,15 @@ use std::process::Command;
 
 use sha2::{Digest as _, Sha256};
 
+/// Vector A's config (history-conversion.md §9), a real umoci image with `revision=abc123`.
+pub const VA: &[u8] = include_bytes!("../fixtures/vectors/a.config.json");
+/// Vector A's one layer.
+pub const VA_LAYER: &[u8] = include_bytes!("../fixtures/vectors/a.layer.tar.gz");
+/// Vector B's config (escapes, sorting, duplicates, times).
+pub const VB: &[u8] = include_bytes!("../fixtures/vectors/b.config.json");
+/// Vector C's config (Windows base layer).
+pub const VC: &[u8] = include_bytes!("../fixtures/vectors/c.config.json");
+
 /// Media types used by tests.
 pub const SCHEMA2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// OCI image manifest.

@@ -41,7 +41,7 @@ pub struct Issuer {
     pub realm: String,
     /// State.
     pub state: Arc<IssuerState>,
-    task: tokio::task::JoinHandle<()>,
+    _app: super::App,
 }
 
 impl Issuer {
@@ -57,12 +57,12 @@ impl Issuer {
         let app = axum::Router::new()
             .route("/token", axum::routing::get(token))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let realm = format!("http://{}/token", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Issuer { realm, state, task }
+        let app = super::App::serve(app).await;
+        Issuer {
+            realm: format!("{}/token", app.url),
+            state,
+            _app: app,
+        }
     }
 
     /// Changes a user's password (as a rotated ECR token would).
@@ -77,12 +77,6 @@ impl Issuer {
     /// A token granting `actions` on `repository`, for test set-up (pushing images).
     pub fn mint(repository: &str, actions: &[&str]) -> String {
         jwt("admin", &[("repository", repository, actions)], 300)
-    }
-}
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
