@@ -1,58 +1,95 @@
-//! [`RestLayer`]: answers the REST routes by calling the JSON-RPC service it wraps.
+//! [`RestLayer`]: answers the REST routes by asking a [`Backend`] (the same service the JSON-RPC
+//! methods call), so a REST lookup never goes through JSON-RPC encoding and decoding.
 //!
 //! One port serves everything: `POST /` and WebSocket upgrades pass through to jsonrpsee
-//! untouched; a path that matches [`crate::routes`] is rewritten into a JSON-RPC request, sent to
-//! the inner service, and its (bounded) response rendered: the result's raw bytes on success, a
-//! JSON error with the status from [`crate::codes`] otherwise. Every response is
-//! `Content-Type: application/json`, because Orca parses nothing else (spinnaker.md §3.6).
+//! untouched; a path that matches [`crate::routes`] becomes a typed [`Call`], and the backend's
+//! answer is rendered: the raw bytes on success, a JSON error with the status from
+//! [`crate::codes`] otherwise. Every response is `Content-Type: application/json`, because Orca
+//! parses nothing else (spinnaker.md §3.6).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
 use jsonrpsee::core::BoxError;
 use jsonrpsee::server::{HttpBody, HttpRequest, HttpResponse};
+use jsonrpsee::types::ErrorObjectOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tower::{Layer, Service};
 
 use crate::codes::Code;
-use crate::routes::{self, Call, NoRoute, Render};
+use crate::routes::{self, Action, Call, NoRoute};
 
-/// The largest JSON-RPC response the shim reads back (manifests are capped at a few MiB).
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const JSON: &str = "application/json";
 
+/// A successful answer, in the bytes the original dimsum sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A JSON document: a history entry, the history list, or the labels.
+    Json(Vec<u8>),
+    /// The manifest's bytes, as the registry served them, and their digest.
+    Manifest {
+        /// The manifest.
+        bytes: Vec<u8>,
+        /// `sha256:…`, sent as `Docker-Content-Digest`.
+        digest: String,
+    },
+}
+
+/// What the REST routes call: the service behind the JSON-RPC methods, asked directly. Errors
+/// are the JSON-RPC error objects those methods would return, so both wires say the same.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// Answers one call.
+    fn answer(
+        &self,
+        call: Call,
+    ) -> impl Future<Output = Result<Answer, ErrorObjectOwned>> + Send + 'static;
+}
+
 /// Mounts the REST routes on a jsonrpsee HTTP server.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RestLayer;
+#[derive(Debug, Clone)]
+pub struct RestLayer<B> {
+    backend: B,
+}
 
-impl<S> Layer<S> for RestLayer {
-    type Service = Rest<S>;
+impl<B> RestLayer<B> {
+    /// REST routes answered by `backend`.
+    pub fn new(backend: B) -> RestLayer<B> {
+        RestLayer { backend }
+    }
+}
 
-    fn layer(&self, inner: S) -> Rest<S> {
-        Rest { inner }
+impl<S, B: Clone> Layer<S> for RestLayer<B> {
+    type Service = Rest<S, B>;
+
+    fn layer(&self, inner: S) -> Rest<S, B> {
+        Rest {
+            inner,
+            backend: self.backend.clone(),
+        }
     }
 }
 
 /// The service [`RestLayer`] produces.
 #[derive(Debug, Clone)]
-pub struct Rest<S> {
+pub struct Rest<S, B> {
     inner: S,
+    backend: B,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send + 'static>>;
 
-impl<S, B> Service<Request<B>> for Rest<S>
+impl<S, B, Body> Service<Request<Body>> for Rest<S, B>
 where
     S: Service<HttpRequest, Response = HttpResponse> + Send + 'static,
     S::Error: Into<BoxError> + 'static,
     S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    B: Backend,
+    Body: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    Body::Error: Into<BoxError>,
 {
     type Response = HttpResponse;
     type Error = BoxError;
@@ -62,14 +99,13 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> BoxFuture {
-        let path = req.uri().path().to_owned();
-        let upgrade = req.headers().contains_key(http::header::UPGRADE);
-        if path == "/" || upgrade {
+    fn call(&mut self, req: Request<Body>) -> BoxFuture {
+        let path = req.uri().path();
+        if path == "/" || req.headers().contains_key(http::header::UPGRADE) {
             let fut = self.inner.call(req.map(HttpBody::new));
             return Box::pin(async move { fut.await.map_err(Into::into) });
         }
-        let call = match routes::route(&path, req.uri().query()) {
+        let call = match routes::route(path, req.uri().query()) {
             Ok(call) => call,
             Err(NoRoute::Unknown) => {
                 let msg = format!(
@@ -79,6 +115,10 @@ where
             }
             Err(NoRoute::BadEncoding(segment)) => {
                 let msg = format!("malformed percent-encoding, or an encoded '/', in {segment:?}");
+                return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
+            }
+            Err(NoRoute::BadLevel(level)) => {
+                let msg = format!("invalid level {level:?}: expected a non-negative integer");
                 return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
             }
         };
@@ -93,35 +133,9 @@ where
                 None,
             ));
         }
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": call.method, "params": call.params});
-        let (mut parts, _) = req.into_parts();
-        parts.method = Method::POST;
-        parts.uri = http::Uri::from_static("/");
-        parts
-            .headers
-            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-        parts.headers.insert(ACCEPT, HeaderValue::from_static(JSON));
-        parts.headers.remove(http::header::CONTENT_LENGTH);
-        let rpc_request = Request::from_parts(parts, HttpBody::from(body.to_string()));
-        let fut = self.inner.call(rpc_request);
-        Box::pin(async move {
-            let response = fut.await.map_err(Into::into)?;
-            let (parts, body) = response.into_parts();
-            let limited = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES);
-            let bytes = match limited.collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
-                    return Ok(error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        -32603,
-                        "response too large",
-                        None,
-                        None,
-                    ));
-                }
-            };
-            Ok(render(&call, parts.status, &bytes))
-        })
+        let action = call.action;
+        let answer = self.backend.answer(call);
+        Box::pin(async move { Ok(render(action, answer.await)) })
     }
 }
 
@@ -129,83 +143,34 @@ fn ready(response: HttpResponse) -> BoxFuture {
     Box::pin(std::future::ready(Ok(response)))
 }
 
-#[derive(Deserialize)]
-struct RpcResponse<'a> {
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<RpcError<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RpcError<'a> {
-    code: i32,
-    message: String,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ManifestResult<'a> {
-    digest: String,
-    #[serde(borrow)]
-    manifest: &'a RawValue,
-}
-
-/// Turns the JSON-RPC answer into the REST answer.
-fn render(call: &Call, status: StatusCode, bytes: &[u8]) -> HttpResponse {
-    let parsed: RpcResponse<'_> = match serde_json::from_slice(bytes) {
-        Ok(p) => p,
-        // jsonrpsee answered outside JSON-RPC (e.g. body too large): keep its status.
-        Err(_) => {
-            let text = String::from_utf8_lossy(bytes);
-            let status = if status.is_success() {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                status
-            };
-            return error(status, -32603, text.trim(), None, None);
-        }
-    };
-    if let Some(e) = parsed.error {
-        let (status, retry_after) = match Code::from_number(e.code) {
-            Some(code) => (
-                StatusCode::from_u16(code.http_status())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                retry_after(e.data),
-            ),
-            None => (rpc_status(e.code), None),
-        };
-        return error(status, e.code, &e.message, e.data, retry_after);
-    }
-    let Some(result) = parsed.result else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            -32603,
-            "empty JSON-RPC response",
-            None,
-            None,
-        );
-    };
-    match call.render {
-        Render::Entry | Render::Raw => json(StatusCode::OK, result.get().as_bytes().to_vec()),
-        Render::List => json(StatusCode::OK, format!("{}\n", result.get()).into_bytes()),
-        Render::Manifest => match serde_json::from_str::<ManifestResult<'_>>(result.get()) {
-            Ok(m) => {
-                let mut response = json(StatusCode::OK, m.manifest.get().as_bytes().to_vec());
-                if let Ok(v) = HeaderValue::from_str(&m.digest) {
-                    response.headers_mut().insert("docker-content-digest", v);
-                }
-                response
+/// Turns the backend's answer into the REST answer.
+fn render(action: Action, answer: Result<Answer, ErrorObjectOwned>) -> HttpResponse {
+    match answer {
+        Ok(Answer::Json(mut bytes)) => {
+            if matches!(action, Action::History { level: None, .. }) {
+                bytes.push(b'\n');
             }
-            Err(_) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                -32603,
-                "malformed getManifest result",
-                None,
-                None,
-            ),
-        },
+            json(StatusCode::OK, bytes)
+        }
+        Ok(Answer::Manifest { bytes, digest }) => {
+            let mut response = json(StatusCode::OK, bytes);
+            if let Ok(v) = HeaderValue::from_str(&digest) {
+                response.headers_mut().insert("docker-content-digest", v);
+            }
+            response
+        }
+        Err(e) => {
+            let data = e.data();
+            let (status, retry_after) = match Code::from_number(e.code()) {
+                Some(code) => (
+                    StatusCode::from_u16(code.http_status())
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    retry_after(data),
+                ),
+                None => (rpc_status(e.code()), None),
+            };
+            error(status, e.code(), e.message(), data, retry_after)
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! # Layout
 //! - [`codes`]: the application error codes, their names, and the code → HTTP status table.
-//! - [`routes`]: the original dimsum's REST paths → JSON-RPC method and named params.
+//! - [`routes`]: the original dimsum's REST paths → a typed [`routes::Call`] (the JSON-RPC
+//!   method's params).
 //! - [`layer`]: [`RestLayer`], a tower layer mounted on jsonrpsee's HTTP server that answers those
-//!   paths by calling the JSON-RPC service on the same port and rendering its answer.
+//!   paths by asking a [`layer::Backend`] (the service behind the JSON-RPC methods) and rendering
+//!   its answer.
 //!
 //! The crate knows routes, method names and codes, never registries or history: the root crate
 //! converts its errors into these codes in one place (`dimsum::Error::code`).

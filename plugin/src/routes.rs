@@ -1,47 +1,66 @@
 //! The REST routes, drop-in for the original dimsum:
 //!
-//! | Path | JSON-RPC method |
+//! | Path | Action (JSON-RPC method) |
 //! |---|---|
-//! | `/{account}/{repository…}/{reference}/history[?level=N][&platform=P][&strict=true]` | `getHistory` |
-//! | `/{account}/{repository…}/{reference}/metadata` (alias `/manifest`) | `getManifest` |
-//! | `/{account}/{repository…}/{reference}/labels` | `getLabels` |
+//! | `/{account}/{repository…}/{reference}/history[?level=N][&platform=P][&strict=true]` | history (`getHistory`) |
+//! | `/{account}/{repository…}/{reference}/metadata` (alias `/manifest`) | manifest (`getManifest`) |
+//! | `/{account}/{repository…}/{reference}/labels` | labels (`getLabels`) |
 //!
 //! The repository is every segment between the account and the last two, so it may have one or
 //! many segments; each segment is percent-decoded. The reference may be a tag or a digest.
 
-use serde_json::{Map, Value};
-
-/// What a matched route renders.
+/// What a route asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Render {
-    /// One history entry's raw bytes (`?level=N`).
-    Entry,
-    /// The list form plus a newline, as the original sent it.
-    List,
-    /// The manifest's raw bytes with `Docker-Content-Digest`.
+pub enum Action {
+    /// `getHistory`: with a level, that entry's raw bytes; without, the list form plus a
+    /// newline, as the original sent it.
+    History {
+        /// `?level=N`.
+        level: Option<u64>,
+        /// `?strict=true`.
+        strict: bool,
+    },
+    /// `getManifest`: the manifest's raw bytes with `Docker-Content-Digest`.
     Manifest,
-    /// The result as it is.
-    Raw,
+    /// `getLabels`: the labels object.
+    Labels,
 }
 
-/// A request the shim will answer.
-#[derive(Debug, Clone, PartialEq)]
+impl Action {
+    /// The JSON-RPC method with the same answer.
+    pub const fn method(self) -> &'static str {
+        match self {
+            Action::History { .. } => "getHistory",
+            Action::Manifest => "getManifest",
+            Action::Labels => "getLabels",
+        }
+    }
+}
+
+/// A request the shim will answer: the JSON-RPC method's params, decoded and typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    /// JSON-RPC method.
-    pub method: &'static str,
-    /// Named params.
-    pub params: Map<String, Value>,
-    /// How to render the result.
-    pub render: Render,
+    /// What to answer.
+    pub action: Action,
+    /// Account name.
+    pub account: String,
+    /// Repository, segments joined by `/`.
+    pub repository: String,
+    /// Tag or digest.
+    pub reference: String,
+    /// `?platform=os/arch[/variant]`.
+    pub platform: Option<String>,
 }
 
-/// Why a path is not a route.
+/// Why a path is not a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     /// Not one of our paths.
     Unknown,
     /// A segment is not valid percent-encoded UTF-8.
     BadEncoding(String),
+    /// `?level=` is not a non-negative integer.
+    BadLevel(String),
 }
 
 /// The last path segments that name an action.
@@ -56,10 +75,13 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
     let (action, rest) = segments.split_last().ok_or(NoRoute::Unknown)?;
     let (reference, rest) = rest.split_last().ok_or(NoRoute::Unknown)?;
     let (account, repository) = rest.split_first().ok_or(NoRoute::Unknown)?;
-    let method = match *action {
-        "history" => "getHistory",
-        "metadata" | "manifest" => "getManifest",
-        "labels" => "getLabels",
+    let mut action = match *action {
+        "history" => Action::History {
+            level: None,
+            strict: false,
+        },
+        "metadata" | "manifest" => Action::Manifest,
+        "labels" => Action::Labels,
         _ => return Err(NoRoute::Unknown),
     };
     // A segment may not decode to a '/': `team%2Fapp` would otherwise smuggle a path separator
@@ -74,51 +96,37 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         .map(|s| decode(s))
         .collect::<Result<Vec<_>, _>>()?
         .join("/");
-    let mut params = Map::new();
-    params.insert("account".into(), decode(account)?.into());
-    params.insert("repository".into(), repository.into());
-    params.insert("reference".into(), decode(reference)?.into());
-    let mut render = match method {
-        "getManifest" => Render::Manifest,
-        "getLabels" => Render::Raw,
-        _ => Render::List,
+    let mut call = Call {
+        action,
+        account: decode(account)?,
+        repository,
+        reference: decode(reference)?,
+        platform: None,
     };
+    // The first value of each key wins, as Go's `Query().Get` gave the original.
+    let (mut seen_level, mut seen_strict) = (false, false);
     for (key, value) in query_pairs(query.unwrap_or("")) {
         let value = percent_decode(&value.replace('+', " "))
             .ok_or_else(|| NoRoute::BadEncoding(value.clone()))?;
-        // The first value wins, as Go's `Query().Get` gave the original.
-        if params.contains_key(key.as_str()) {
-            continue;
-        }
-        match key.as_str() {
-            "level" if method == "getHistory" && !value.is_empty() => {
-                render = Render::Entry;
-                // A number goes through as a number; anything else as given, so the RPC layer
-                // rejects it with "invalid params" and the caller sees why.
-                let level = value
-                    .trim_start_matches('+')
-                    .parse::<u64>()
-                    .map(Value::from)
-                    .unwrap_or(Value::String(value));
-                params.insert("level".into(), level);
+        match (key.as_str(), &mut action) {
+            ("level", Action::History { level, .. }) if !seen_level => {
+                seen_level = true;
+                // An empty level is no level, as in the original.
+                if !value.is_empty() {
+                    let n = value.strip_prefix('+').unwrap_or(&value).parse::<u64>();
+                    *level = Some(n.map_err(|_| NoRoute::BadLevel(value))?);
+                }
             }
-            "platform" => {
-                params.insert("platform".into(), value.into());
+            ("strict", Action::History { strict, .. }) if !seen_strict => {
+                seen_strict = true;
+                *strict = matches!(value.as_str(), "true" | "1" | "");
             }
-            "strict" if method == "getHistory" => {
-                params.insert(
-                    "strict".into(),
-                    Value::Bool(matches!(value.as_str(), "true" | "1" | "")),
-                );
-            }
+            ("platform", _) if call.platform.is_none() => call.platform = Some(value),
             _ => {}
         }
     }
-    Ok(Call {
-        method,
-        params,
-        render,
-    })
+    call.action = action;
+    Ok(call)
 }
 
 fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
@@ -152,39 +160,52 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn params(call: &Call) -> Value {
-        Value::Object(call.params.clone())
+    fn call(action: Action, account: &str, repository: &str, reference: &str) -> Call {
+        Call {
+            action,
+            account: account.into(),
+            repository: repository.into(),
+            reference: reference.into(),
+            platform: None,
+        }
     }
+
+    const LIST: Action = Action::History {
+        level: None,
+        strict: false,
+    };
 
     #[test]
     fn original_paths() {
-        let c = route("/hub/library/nginx/latest/history", Some("level=0")).unwrap();
-        assert_eq!((c.method, c.render), ("getHistory", Render::Entry));
+        let level0 = Action::History {
+            level: Some(0),
+            strict: false,
+        };
         assert_eq!(
-            params(&c),
-            json!({"account":"hub","repository":"library/nginx","reference":"latest","level":0})
+            route("/hub/library/nginx/latest/history", Some("level=0")),
+            Ok(call(level0, "hub", "library/nginx", "latest"))
         );
-        let c = route("/hub/a/b/c/v1/history", None).unwrap();
-        assert_eq!(c.render, Render::List);
-        assert_eq!(c.params["repository"], "a/b/c");
-        let c = route("/hub/a/b/v1/history", Some("level=")).unwrap();
         assert_eq!(
-            c.render,
-            Render::List,
+            route("/hub/a/b/c/v1/history", None),
+            Ok(call(LIST, "hub", "a/b/c", "v1"))
+        );
+        assert_eq!(
+            route("/hub/a/b/v1/history", Some("level=")).unwrap().action,
+            LIST,
             "an empty level is no level, as in the original"
         );
-        let c = route("/hub/solo/sha256:abc/metadata", None).unwrap();
-        assert_eq!((c.method, c.render), ("getManifest", Render::Manifest));
-        assert_eq!(c.params["repository"], "solo");
         assert_eq!(
-            route("/hub/solo/v1/manifest", None).unwrap().method,
-            "getManifest"
+            route("/hub/solo/sha256:abc/metadata", None),
+            Ok(call(Action::Manifest, "hub", "solo", "sha256:abc"))
         );
         assert_eq!(
-            route("/hub/solo/v1/labels", None).unwrap().method,
-            "getLabels"
+            route("/hub/solo/v1/manifest", None).unwrap().action,
+            Action::Manifest
+        );
+        assert_eq!(
+            route("/hub/solo/v1/labels", None).unwrap().action,
+            Action::Labels
         );
     }
 
@@ -192,22 +213,30 @@ mod tests {
     fn queries_and_encoding() {
         let c = route(
             "/h/r/t/history",
-            Some("level=%2B1&level=5&platform=linux%2Farm64&strict=true&x=y"),
+            Some("level=%2B1&level=5&platform=linux%2Farm64&strict=true&strict=false&x=y"),
         )
         .unwrap();
+        let expected = Action::History {
+            level: Some(1),
+            strict: true,
+        };
         assert_eq!(
-            params(&c),
-            json!({"account":"h","repository":"r","reference":"t","level":1,"platform":"linux/arm64","strict":true})
+            (c.action, c.platform.as_deref()),
+            (expected, Some("linux/arm64"))
         );
-        let c = route("/h/r/t/history", Some("level=abc")).unwrap();
+        for bad in ["abc", "-1", "1e3", "99999999999999999999"] {
+            assert_eq!(
+                route("/h/r/t/history", Some(&format!("level={bad}"))),
+                Err(NoRoute::BadLevel(bad.into()))
+            );
+        }
         assert_eq!(
-            c.params["level"], "abc",
-            "passed on for the RPC layer to refuse"
+            route("/h/r/t/labels", Some("level=abc")).unwrap().action,
+            Action::Labels,
+            "level means nothing to labels"
         );
-        let c = route("/h/r/t/history", Some("level=-1")).unwrap();
-        assert_eq!(c.params["level"], "-1");
         assert_eq!(
-            route("/h/te%61m/t/labels", None).unwrap().params["repository"],
+            route("/h/te%61m/t/labels", None).unwrap().repository,
             "team"
         );
         assert_eq!(

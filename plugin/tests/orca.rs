@@ -1,7 +1,7 @@
 //! The Orca YAML this crate ships: every URL, filled from a Docker trigger, is a route of the
-//! shim with the expected method and params; and orca-config/ embeds the same entries.
+//! shim with the expected action and params; and orca-config/ embeds the same entries.
 
-use dimsum_rest::routes::{Render, route};
+use dimsum_rest::routes::{Action, route};
 use serde_yaml::Value;
 
 fn load(path: &str) -> Value {
@@ -74,15 +74,19 @@ fn every_url_is_a_route() {
                 None => (path_and_query, None),
             };
             let call = route(path, query).unwrap_or_else(|e| panic!("{url}: {e:?}"));
-            assert_eq!(call.params["account"], trigger[0].1);
-            assert_eq!(call.params["repository"], trigger[1].1);
-            assert_eq!(call.params["reference"], trigger[2].1);
+            assert_eq!(
+                [&call.account, &call.repository, &call.reference],
+                [trigger[0].1, trigger[1].1, trigger[2].1]
+            );
             match entry["type"].as_str().unwrap() {
                 "dimsum" => assert_eq!(
-                    (call.method, call.render, call.params["level"].clone()),
-                    ("getHistory", Render::Entry, 0.into())
+                    call.action,
+                    Action::History {
+                        level: Some(0),
+                        strict: false
+                    }
                 ),
-                "dimsumLabels" => assert_eq!(call.method, "getLabels"),
+                "dimsumLabels" => assert_eq!(call.action, Action::Labels),
                 other => panic!("unexpected type {other}"),
             }
         }

@@ -2,8 +2,9 @@
 //!
 //! Params may come by name or by position. Positional order is the order of the trait's
 //! arguments, so `[account, repository, reference, level]` works; `tag` is accepted by name as an
-//! alias of `reference` (the Docker trigger calls it `tag`). The impl delegates to [`Dimsum`] and
-//! holds no logic beyond choosing a representation.
+//! alias of `reference` (the Docker trigger calls it `tag`). The same type is the REST shim's
+//! [`Backend`]. Both delegate to [`crate::Dimsum`] and hold no logic beyond choosing a
+//! representation.
 
 // Each wire param is a method argument (that is how the macro accepts both by-name and
 // by-position params), and getHistory has seven of them.
@@ -11,8 +12,11 @@
 
 pub mod types;
 
+use std::future::Future;
 use std::sync::Arc;
 
+use dimsum_rest::layer::{Answer, Backend};
+use dimsum_rest::routes::{Action, Call};
 use jsonrpsee::core::{RpcResult, async_trait};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -22,7 +26,7 @@ use self::types::ManifestResult;
 use crate::error::Error;
 use crate::history;
 use crate::reload::Live;
-use crate::service::ImageRequest;
+use crate::service::{ImageRequest, ManifestAnswer};
 
 /// The OpenRPC document `rpc.discover` returns.
 const OPENRPC: &str = include_str!("openrpc.json");
@@ -117,6 +121,32 @@ fn raw(json: String) -> RpcResult<Box<RawValue>> {
         .map_err(|e| ErrorObjectOwned::owned(-32603, format!("internal error: {e}"), None::<()>))
 }
 
+/// What both wires answer; the JSON-RPC methods and the REST routes differ only in how they
+/// take params and render results.
+impl Rpc {
+    async fn history(
+        &self,
+        req: ImageRequest<'_>,
+        level: Option<u64>,
+        strict: bool,
+    ) -> Result<Box<RawValue>, Error> {
+        let options = history::Options { strict };
+        let service = self.live.current();
+        Ok(match level {
+            Some(level) => service.history_level(req, level, options).await?.0,
+            None => service.history(req, options).await?.list.clone(),
+        })
+    }
+
+    async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
+        self.live.current().manifest(req).await
+    }
+
+    async fn labels(&self, req: ImageRequest<'_>) -> Result<String, Error> {
+        self.live.current().labels(req).await
+    }
+}
+
 #[async_trait]
 impl DimsumApiServer for Rpc {
     async fn get_history(
@@ -131,24 +161,7 @@ impl DimsumApiServer for Rpc {
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
         let req = image(&account, &repository, &reference, platform.as_deref());
-        let options = history::Options {
-            strict: strict.unwrap_or(false),
-        };
-        match level {
-            Some(level) => Ok(self
-                .live
-                .current()
-                .history_level(req, level, options)
-                .await?
-                .0),
-            None => Ok(self
-                .live
-                .current()
-                .history(req, options)
-                .await?
-                .list
-                .clone()),
-        }
+        Ok(self.history(req, level, strict.unwrap_or(false)).await?)
     }
 
     async fn get_manifest(
@@ -161,7 +174,7 @@ impl DimsumApiServer for Rpc {
     ) -> RpcResult<ManifestResult> {
         let reference = reference(reference_, tag)?;
         let req = image(&account, &repository, &reference, platform.as_deref());
-        let m = self.live.current().manifest(req).await?;
+        let m = self.manifest(req).await?;
         let text = String::from_utf8(m.bytes)
             .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
         Ok(ManifestResult {
@@ -181,11 +194,43 @@ impl DimsumApiServer for Rpc {
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
         let req = image(&account, &repository, &reference, platform.as_deref());
-        raw(self.live.current().labels(req).await?)
+        raw(self.labels(req).await?)
     }
 
     fn discover(&self) -> RpcResult<Box<RawValue>> {
         raw(OPENRPC.to_owned())
+    }
+}
+
+/// The REST routes, answered without a JSON-RPC round trip.
+impl Backend for Rpc {
+    fn answer(
+        &self,
+        call: Call,
+    ) -> impl Future<Output = Result<Answer, ErrorObjectOwned>> + Send + 'static {
+        let rpc = self.clone();
+        async move {
+            let req = image(
+                &call.account,
+                &call.repository,
+                &call.reference,
+                call.platform.as_deref(),
+            );
+            Ok(match call.action {
+                Action::History { level, strict } => {
+                    let entry: Box<str> = rpc.history(req, level, strict).await?.into();
+                    Answer::Json(entry.into_string().into_bytes())
+                }
+                Action::Manifest => {
+                    let m = rpc.manifest(req).await?;
+                    Answer::Manifest {
+                        bytes: m.bytes,
+                        digest: m.digest.to_string(),
+                    }
+                }
+                Action::Labels => Answer::Json(rpc.labels(req).await?.into_bytes()),
+            })
+        }
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn serve(
     let middleware = tower::ServiceBuilder::new()
         .layer(FrontLayer::new(live.clone()))
         .layer(guard)
-        .layer(RestLayer);
+        .layer(RestLayer::new(Rpc::new(live.clone())));
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)
