@@ -17,7 +17,8 @@ Examples:
   dimsum completions bash > /etc/bash_completion.d/dimsum
 
 Every flag also reads an environment variable: DIMSUM_CONFIG (files separated by ':'),
-DIMSUM_LISTEN, DIMSUM_LOG_FORMAT, DIMSUM_LOG_LEVEL, DIMSUM_MAX_LINE_BYTES.
+DIMSUM_CACHE_DIR, DIMSUM_NO_DISK_CACHE, DIMSUM_LISTEN, DIMSUM_LOG_FORMAT, DIMSUM_LOG_LEVEL,
+DIMSUM_MAX_LINE_BYTES.
 
 Exit status: 0 ok, 1 internal error, 2 bad input, 3 configuration error or unknown account,
 4 not found (repository, tag, platform, level), 5 credentials refused or unusable,
@@ -38,6 +39,22 @@ pub struct Cli {
         value_delimiter = ':'
     )]
     pub config: Vec<PathBuf>,
+
+    /// Where manifests and configs are also kept across runs (by digest, checked on every read;
+    /// tags are always revalidated). Default for history, manifest and labels:
+    /// $XDG_CACHE_HOME/dimsum, else ~/.cache/dimsum; serve and stdio keep theirs in memory
+    /// unless this is given.
+    #[arg(long, global = true, env = "DIMSUM_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Keep nothing on disk.
+    #[arg(
+        long,
+        global = true,
+        env = "DIMSUM_NO_DISK_CACHE",
+        conflicts_with = "cache_dir"
+    )]
+    pub no_disk_cache: bool,
 
     /// Log format on stderr.
     #[arg(long, global = true, env = "DIMSUM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -160,5 +177,67 @@ pub fn config_source(given: &[PathBuf], cwd: &Path, exe: Option<&Path>) -> Confi
     match candidates.into_iter().flatten().find(|p| p.is_file()) {
         Some(p) => ConfigSource::Files(vec![p]),
         None => ConfigSource::Builtin,
+    }
+}
+
+impl Command {
+    /// One lookup, then exit.
+    pub fn is_one_shot(&self) -> bool {
+        matches!(
+            self,
+            Command::History { .. } | Command::Manifest { .. } | Command::Labels { .. }
+        )
+    }
+}
+
+/// The disk cache directory: `given`, else for one-shot commands the XDG cache directory from
+/// `env`.
+pub fn cache_dir(
+    given: Option<&Path>,
+    one_shot: bool,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    if let Some(dir) = given {
+        return Some(dir.to_owned());
+    }
+    if !one_shot {
+        return None;
+    }
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    match env("XDG_CACHE_HOME").and_then(absolute) {
+        Some(base) => Some(base.join("dimsum")),
+        None => env("HOME")
+            .and_then(absolute)
+            .map(|home| home.join(".cache/dimsum")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_given_xdg_home_or_none() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let both = env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]);
+        assert_eq!(
+            cache_dir(Some(Path::new("/given")), false, both),
+            Some("/given".into())
+        );
+        assert_eq!(cache_dir(None, true, both), Some("/x/dimsum".into()));
+        assert_eq!(cache_dir(None, false, both), None, "serve keeps memory");
+        let relative_xdg = env(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/h")]);
+        assert_eq!(
+            cache_dir(None, true, relative_xdg),
+            Some("/h/.cache/dimsum".into()),
+            "XDG says relative paths are ignored"
+        );
+        assert_eq!(cache_dir(None, true, env(&[])), None);
     }
 }

@@ -12,7 +12,8 @@
 //! - [`credentials`]: password sources, re-read on use, and the redacted [`credentials::Secret`].
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
-//! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight.
+//! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight;
+//!   `cache::disk` keeps content across processes for the one-shot CLI.
 //! - [`metrics`]: Prometheus counters and histograms: requests, upstream calls, caches, reloads.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.

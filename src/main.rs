@@ -56,7 +56,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let exe = std::env::current_exe().ok();
-    let (config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
+    let (mut config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref())
+    {
         ConfigSource::Files(paths) => (Config::from_paths(&paths)?, paths),
         ConfigSource::Builtin => {
             eprintln!(
@@ -71,6 +72,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         print!("{}", dimsum::config::describe(&config));
         return Ok(ExitCode::SUCCESS);
+    }
+    if !cli.no_disk_cache {
+        config.settings.cache.dir = dimsum::cli::cache_dir(
+            cli.cache_dir.as_deref(),
+            cli.command.is_one_shot(),
+            |name| std::env::var_os(name),
+        );
     }
     let service = Dimsum::new(&config).map_err(anyhow::Error::msg)?;
     let multi_thread = || {

@@ -40,6 +40,8 @@ pub enum CacheName {
     content,
     /// Recent not-found answers.
     negative,
+    /// Manifests, configs and tag hints on disk.
+    disk,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

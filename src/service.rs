@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
+use crate::cache::disk::Scope;
 use crate::cache::{Caches, Entry, Key, TagKey};
 use crate::config::{self, Config};
 use crate::error::Error;
@@ -94,6 +95,19 @@ impl Parsed<'_> {
             repository: self.repository.to_string(),
             reference: self.reference.to_string(),
         }
+    }
+
+    /// Whose content this is, for the disk cache: the registry and identity behind the account,
+    /// and the repository.
+    fn scope(&self) -> Scope {
+        let spec = &self.account.spec;
+        Scope(format!(
+            "{}\0{}\0{}\0{}",
+            spec.endpoint.address,
+            spec.credentials.username.as_deref().unwrap_or(""),
+            spec.name,
+            self.repository
+        ))
     }
 
     fn manifest_key(&self, digest: Digest) -> Key {
@@ -191,6 +205,20 @@ impl Dimsum {
             caches,
             metrics,
         })
+    }
+
+    /// Content kept on disk, if the cache has a directory: looked up with hit/miss counting.
+    fn read_disk<T>(&self, read: impl FnOnce(&crate::cache::disk::Disk) -> Option<T>) -> Option<T> {
+        let found = read(self.caches.disk.as_ref()?);
+        self.metrics.cache(CacheName::disk, found.is_some());
+        found
+    }
+
+    /// Keeps content on disk, if the cache has a directory.
+    fn write_disk(&self, write: impl FnOnce(&crate::cache::disk::Disk)) {
+        if let Some(disk) = &self.caches.disk {
+            write(disk);
+        }
     }
 
     /// The configured account names.
@@ -339,12 +367,15 @@ impl Dimsum {
             )
         })?;
         let load = async {
+            if let Some(b) = self.read_disk(|d| d.blob(&p.scope(), &digest)) {
+                return Ok(Entry::Blob(Arc::new(b)));
+            }
             let bytes = p.account.client.blob(&p.repository, descriptor).await;
-            bytes
-                .map(|b| Entry::Blob(Arc::new(b)))
-                .map_err(|e| registry_error(&p.account.name, e))
+            let bytes = bytes.map_err(|e| registry_error(&p.account.name, e))?;
+            self.write_disk(|d| d.put_blob(&p.scope(), &digest, &bytes));
+            Ok(Entry::Blob(Arc::new(bytes)))
         };
-        let key = p.blob_key(digest);
+        let key = p.blob_key(digest.clone());
         match self.content(key, load).await? {
             Entry::Blob(b) => Ok(b),
             _ => unreachable!("blob keys hold blobs"),
@@ -377,14 +408,17 @@ impl Dimsum {
     ) -> Result<Arc<Fetched>, Error> {
         let key = p.manifest_key(digest.clone());
         let load = async {
+            if let Some(f) = self.read_disk(|d| d.manifest(&p.scope(), digest)) {
+                return Ok(Entry::Manifest(Arc::new(f)));
+            }
             let fetched = p
                 .account
                 .client
                 .manifest(&p.repository, &Reference::Digest(digest.clone()))
-                .await;
-            fetched
-                .map(|f| Entry::Manifest(Arc::new(f)))
-                .map_err(|e| registry_error(&p.account.name, e))
+                .await
+                .map_err(|e| registry_error(&p.account.name, e))?;
+            self.write_disk(|d| d.put_manifest(&p.scope(), &fetched));
+            Ok(Entry::Manifest(Arc::new(fetched)))
         };
         match self.content(key, load).await? {
             Entry::Manifest(m) => Ok(m),
@@ -410,18 +444,32 @@ impl Dimsum {
 
     async fn lookup_tag(&self, p: &Parsed<'_>, key: TagKey) -> Result<Digest, Error> {
         let (account, repo, tag) = (p.account, &p.repository, &p.reference);
-        if let Some(known) = self.caches.known.get(&key).await {
+        // (digest, seen by this process): a digest from disk is older than anything we remember,
+        // so it is revalidated but never served stale.
+        let known = match self.caches.known.get(&key).await {
+            Some(known) => Some((known, true)),
+            None => self
+                .read_disk(|d| d.tag(&p.scope(), &key.reference))
+                .map(|d| (d, false)),
+        };
+        if let Some((known, recent)) = known {
             // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
             // unchanged tag costs no GET (and no Docker Hub pull).
             match account.client.head_manifest(repo, tag).await {
                 Ok(Some(digest)) => {
+                    if digest != known {
+                        self.write_disk(|d| d.put_tag(&p.scope(), &key.reference, &digest));
+                    }
                     self.caches.known.insert(key, digest.clone()).await;
                     return Ok(digest);
                 }
                 Ok(None) => {}
                 // Stale if error: while the registry is down or rate-limiting, the last digest
                 // we saw for this tag is a better answer than an outage.
-                Err(e) if e.is_temporary() || matches!(e, registry::Error::Timeout { .. }) => {
+                Err(e)
+                    if recent
+                        && (e.is_temporary() || matches!(e, registry::Error::Timeout { .. })) =>
+                {
                     tracing::warn!(account = %account.name, %repo, %tag, error = %e, "registry unreachable; serving the tag's last known digest");
                     return Ok(known);
                 }
@@ -434,6 +482,10 @@ impl Dimsum {
             .await
             .map_err(|e| registry_error(&account.name, e))?;
         let digest = fetched.digest.clone();
+        self.write_disk(|d| {
+            d.put_manifest(&p.scope(), &fetched);
+            d.put_tag(&p.scope(), &key.reference, &digest);
+        });
         self.caches
             .content
             .insert(

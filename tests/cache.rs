@@ -12,15 +12,24 @@ use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::config;
 
 fn service(url: &str, settings: &str) -> (Arc<Dimsum>, tempfile::TempDir) {
+    service_with_disk(url, settings, "u", None)
+}
+
+/// A new service (a new process, as far as caches go) for `user`, keeping content in `disk`.
+fn service_with_disk(
+    url: &str,
+    settings: &str,
+    user: &str,
+    disk: Option<&std::path::Path>,
+) -> (Arc<Dimsum>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
-        "dimsum:\n  retries: 0\n{settings}dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{url}\", username: u, password: p}}\n"
+        "dimsum:\n  retries: 0\n{settings}dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{url}\", username: {user}, password: p}}\n"
     );
     let path = config(dir.path(), &yaml);
-    (
-        Arc::new(Dimsum::new(&Config::from_paths(&[path]).unwrap()).unwrap()),
-        dir,
-    )
+    let mut config = Config::from_paths(&[path]).unwrap();
+    config.settings.cache.dir = disk.map(ToOwned::to_owned);
+    (Arc::new(Dimsum::new(&config).unwrap()), dir)
 }
 
 fn req(reference: &str) -> ImageRequest<'_> {
@@ -223,5 +232,135 @@ async fn while_the_registry_is_down_a_known_tag_is_served_stale() {
         counts(&s).head,
         2,
         "one HEAD each time the tag's time was up, the failed one included"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_disk_cache_a_new_process_asks_one_head_and_never_serves_stale_from_disk() {
+    let mut registry = Registry::start(Mode::Open);
+    let pusher = Pusher::new(&registry.url(), None);
+    let (_, va) = pusher
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let disk = tempfile::tempdir().unwrap();
+    let url = registry.url();
+    let fresh = || service_with_disk(&url, "", "u", Some(disk.path()));
+
+    let (s, _d) = fresh();
+    let first = level0(&s, "v1").await;
+    let c = counts(&s);
+    assert_eq!(
+        (c.get, c.blob, c.head),
+        (1, 1, 0),
+        "an empty disk: a cold lookup"
+    );
+
+    let (s, _d) = fresh();
+    assert_eq!(level0(&s, "v1").await, first);
+    assert_eq!(level0(&s, &va).await, first);
+    let c = counts(&s);
+    assert_eq!(
+        (c.get, c.blob, c.head),
+        (0, 0, 1),
+        "the next process: the tag revalidated by one HEAD, content from disk, by digest nothing"
+    );
+
+    // The tag moves: the next process follows it, and fetches only what it has not seen.
+    let (_, vb) = pusher
+        .image("team/app", "v1", SCHEMA2, VB, &[b"layer-a", b"layer-b"])
+        .await;
+    let (s, _d) = fresh();
+    let moved = level0(&s, "v1").await;
+    assert_ne!(moved, first);
+    let c = counts(&s);
+    assert_eq!((c.get, c.blob, c.head), (1, 1, 1));
+    let (s, _d) = fresh();
+    assert_eq!(level0(&s, &vb).await, moved);
+    assert_eq!(level0(&s, &va).await, first);
+    let c = counts(&s);
+    assert_eq!((c.get, c.blob, c.head), (0, 0, 0));
+
+    // Tampered content is detected, ignored and fetched again.
+    for f in std::fs::read_dir(disk.path()).unwrap() {
+        let path = f.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("blob-")
+        {
+            std::fs::write(&path, br#"{"architecture":"evil"}"#).unwrap();
+        }
+    }
+    let (s, _d) = fresh();
+    assert_eq!(level0(&s, &va).await, first);
+    assert_eq!(counts(&s).blob, 1);
+    let (s, _d) = fresh();
+    assert_eq!(level0(&s, &va).await, first);
+    assert_eq!(counts(&s).blob, 0, "and kept again, intact");
+
+    // Another identity's cache says nothing about this one.
+    let (other, _d) = service_with_disk(&url, "", "someone-else", Some(disk.path()));
+    assert_eq!(level0(&other, &va).await, first);
+    let c = counts(&other);
+    assert_eq!((c.get, c.blob), (1, 1));
+
+    // A digest remembered on disk is a hint to revalidate, never an answer during an outage.
+    registry.stop();
+    let (s, _d) = fresh();
+    let e = s
+        .history(req("v1"), history::Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), dimsum_rest::Code::RegistryUnavailable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_keeps_its_disk_cache_where_told_and_only_there() {
+    use crate::harness::run::dimsum_env;
+    let (_registry, dir, cfg) = crate::harness::open_world().await;
+    let home = dir.path().join("home");
+    let env = [("HOME", home.as_os_str())];
+    let args = ["history", "local", "team/app", "v1", "--level", "0"];
+    let first = dimsum_env(Some(&cfg), &args, None, &env).await.ok();
+    let default_dir = home.join(".cache/dimsum");
+    let files = |d: &std::path::Path| std::fs::read_dir(d).map_or(0, Iterator::count);
+    assert_eq!(
+        files(&default_dir),
+        3,
+        "manifest, config and tag under ~/.cache/dimsum"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&default_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(dimsum_env(Some(&cfg), &args, None, &env).await.ok(), first);
+
+    let given = dir.path().join("given");
+    let mut with_dir: Vec<&str> = vec!["--cache-dir", given.to_str().unwrap()];
+    with_dir.extend(args);
+    assert_eq!(
+        dimsum_env(Some(&cfg), &with_dir, None, &env).await.ok(),
+        first
+    );
+    assert_eq!(files(&given), 3);
+
+    let empty_home = dir.path().join("empty");
+    let env = [("HOME", empty_home.as_os_str())];
+    let mut off = vec!["--no-disk-cache"];
+    off.extend(args);
+    assert_eq!(dimsum_env(Some(&cfg), &off, None, &env).await.ok(), first);
+    assert!(!empty_home.exists(), "--no-disk-cache writes nothing");
+
+    // A directory that cannot be made is no cache, not a failure.
+    let not_a_dir = cfg.to_str().unwrap();
+    let mut unusable = vec!["--cache-dir", not_a_dir];
+    unusable.extend(args);
+    assert_eq!(
+        dimsum_env(Some(&cfg), &unusable, None, &env).await.ok(),
+        first
     );
 }

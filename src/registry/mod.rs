@@ -113,6 +113,31 @@ pub struct Fetched {
     pub manifest: Manifest,
 }
 
+impl Fetched {
+    /// A manifest of `media_type` whose content matches `digest` (content kept earlier, read
+    /// back); `None` when it does not parse or does not match.
+    pub fn verified(media_type: &str, bytes: Vec<u8>, digest: &Digest) -> Option<Fetched> {
+        let manifest = Manifest::parse(Some(media_type), &bytes).ok()?;
+        let payload = digested_payload(&manifest, &bytes);
+        digest
+            .verifies(payload.as_deref().unwrap_or(&bytes))
+            .then(|| Fetched {
+                digest: digest.clone(),
+                bytes,
+                manifest,
+            })
+    }
+}
+
+/// What a manifest's digest covers when it is not the body itself: signed schema1's digest
+/// covers the canonical payload.
+fn digested_payload(manifest: &Manifest, body: &[u8]) -> Option<Vec<u8>> {
+    match manifest.media_type() {
+        manifest::DOCKER_SCHEMA1_SIGNED => digest::schema1_canonical_payload(body),
+        _ => None,
+    }
+}
+
 /// A registry client for one account.
 #[derive(Debug)]
 pub struct Client {
@@ -251,11 +276,7 @@ impl Client {
             },
             other => bad(&what, other.to_string()),
         })?;
-        // Signed schema1 is the exception: its digest covers the canonical payload, not the body.
-        let payload = match manifest.media_type() {
-            manifest::DOCKER_SCHEMA1_SIGNED => digest::schema1_canonical_payload(&answer.body),
-            _ => None,
-        };
+        let payload = digested_payload(&manifest, &answer.body);
         let hashed = payload.as_deref().unwrap_or(&answer.body);
         let digest = match reference {
             Reference::Digest(wanted) => {

@@ -84,8 +84,26 @@ pub fn account_yaml(name: &str, url: &str, extra: &str) -> String {
     )
 }
 
-/// Runs `dimsum --config <config> args…` in `cwd`.
+/// Runs `dimsum --config <config> args…` in `cwd`, with a cache directory of its own.
 pub async fn dimsum(config: Option<&Path>, args: &[&str], cwd: Option<&Path>) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    dimsum_env(
+        config,
+        args,
+        cwd,
+        &[("XDG_CACHE_HOME", cache.path().as_os_str())],
+    )
+    .await
+}
+
+/// Runs `dimsum --config <config> args…` in `cwd` with `env` set; nothing else from the test's
+/// environment that would change what dimsum does.
+pub async fn dimsum_env(
+    config: Option<&Path>,
+    args: &[&str],
+    cwd: Option<&Path>,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"));
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
@@ -98,6 +116,10 @@ pub async fn dimsum(config: Option<&Path>, args: &[&str], cwd: Option<&Path>) ->
         .env_remove("HTTPS_PROXY")
         .env_remove("http_proxy")
         .env_remove("https_proxy")
+        .env_remove("DIMSUM_CACHE_DIR")
+        .env_remove("DIMSUM_NO_DISK_CACHE")
+        .env_remove("XDG_CACHE_HOME")
+        .envs(env.iter().copied())
         .kill_on_drop(true);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);

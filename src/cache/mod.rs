@@ -7,11 +7,16 @@
 //!   tag is revalidated with one `HEAD` (free on Docker Hub); an unchanged digest costs no `GET`.
 //! - **known**: the last digest seen per tag, which is what makes the `HEAD` revalidation possible.
 //! - **negative**: recent not-found answers, for `negativeTtlSeconds` (default 10).
+//! - **disk** ([`disk`], when a directory is given; the one-shot CLI's default): manifests and
+//!   configs by digest and the last digest per tag, across processes.
 //!
 //! Every cache is a moka cache: `try_get_with` runs one loader per key at a time and hands its
 //! result to every concurrent caller (single flight). Only verified content is ever inserted; a
 //! failed load inserts nothing.
 
+pub(crate) mod disk;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +35,8 @@ pub struct Settings {
     pub tag_ttl: Duration,
     /// How long a not-found answer is remembered.
     pub negative_ttl: Duration,
+    /// Where content is also kept across processes (`--cache-dir`), if anywhere.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -38,6 +45,7 @@ impl Default for Settings {
             max_bytes: 16 * 1024 * 1024,
             tag_ttl: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(10),
+            dir: None,
         }
     }
 }
@@ -103,6 +111,7 @@ pub(crate) struct Caches {
     pub(crate) tags: Option<Cache<TagKey, Digest>>,
     pub(crate) known: Cache<TagKey, Digest>,
     pub(crate) negative: Option<Cache<TagKey, Error>>,
+    pub(crate) disk: Option<disk::Disk>,
 }
 
 impl Caches {
@@ -127,6 +136,7 @@ impl Caches {
                 .support_invalidation_closures()
                 .build(),
             negative: ttl_cache(settings.negative_ttl),
+            disk: settings.dir.as_deref().and_then(disk::Disk::open),
         }
     }
 
