@@ -7,7 +7,7 @@
 //!   tag is revalidated with one `HEAD` (free on Docker Hub); an unchanged digest costs no `GET`.
 //! - **known**: the last digest seen per tag, which is what makes the `HEAD` revalidation possible.
 //! - **negative**: recent not-found answers, for `negativeTtlSeconds` (default 10).
-//! - **disk** ([`disk`], when a directory is given; the one-shot CLI's default): manifests and
+//! - **disk** (`disk`, when a directory is given; the one-shot CLI's default): manifests and
 //!   configs by digest and the last digest per tag, across processes.
 //!
 //! Every cache is a moka cache: `try_get_with` runs one loader per key at a time and hands its
