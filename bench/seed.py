@@ -1,8 +1,8 @@
 """Seeds the benchmark registry over its HTTP API: one shared layer, then N images, each with its
 own config blob (so every tag is a distinct image with two blobs to fetch when cold).
 
-Usage: seed.py REGISTRY_URL REPOSITORY COUNT
-Tags: v1, and t0 … t{COUNT-1}.
+Usage: seed.py REGISTRY_URL REPOSITORY COUNT [DIGESTS_FILE]
+Tags: v1, and t0 … t{COUNT-1}. Prints v1's config digest; DIGESTS_FILE gets "i digest" for each t<i>.
 """
 import hashlib
 import json
@@ -11,6 +11,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 base, repo, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+digests_file = sys.argv[4] if len(sys.argv) > 4 else None
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -53,6 +54,9 @@ def image(tag, i):
     return config_digest
 
 
-print(image("v1", -1))
+print(image("v1", -1), flush=True)
 with ThreadPoolExecutor(8) as pool:
-    list(pool.map(lambda i: image(f"t{i}", i), range(count)))
+    configs = list(pool.map(lambda i: image(f"t{i}", i), range(count)))
+if digests_file:
+    with open(digests_file, "w") as f:
+        f.writelines(f"{i} {d}\n" for i, d in enumerate(configs))
