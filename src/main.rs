@@ -80,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             |name| std::env::var_os(name),
         );
     }
-    let service = Dimsum::new(&config).map_err(anyhow::Error::msg)?;
+    let service = Dimsum::new(&config);
     let multi_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

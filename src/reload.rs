@@ -27,17 +27,6 @@ pub struct Live {
     sources: Vec<PathBuf>,
 }
 
-/// Why a reload did not take.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The files do not make a valid configuration.
-    #[error("{0}")]
-    Config(#[from] crate::config::Error),
-    /// The configuration cannot be served.
-    #[error("{0}")]
-    Service(String),
-}
-
 impl Live {
     /// Serves `service` for callers holding `api_token` (if any); `sources` are re-read on
     /// reload (none: the built-in default, fixed).
@@ -68,17 +57,12 @@ impl Live {
     }
 
     /// Loads the files again and swaps the new service in, or keeps the old one.
-    pub fn reload(&self) -> Result<usize, Error> {
+    pub fn reload(&self) -> Result<usize, crate::config::Error> {
         let metrics = self.current().metrics().clone();
-        let result = Config::from_paths(&self.sources)
-            .map_err(Error::from)
-            .and_then(|config| {
-                let next = self
-                    .current()
-                    .reconfigured(&config)
-                    .map_err(Error::Service)?;
-                Ok((next, config.settings.api_token))
-            });
+        let result = Config::from_paths(&self.sources).map(|config| {
+            let next = self.current().reconfigured(&config);
+            (next, config.settings.api_token)
+        });
         match result {
             Ok((next, api_token)) => {
                 let accounts = next.account_names().len();
@@ -164,6 +148,6 @@ fn token_digest(token: &str) -> [u8; 32] {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
-fn one_line(e: &Error) -> String {
+fn one_line(e: &crate::config::Error) -> String {
     e.to_string().replace('\n', "; ")
 }

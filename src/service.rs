@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -59,11 +59,14 @@ pub struct HistoryAnswer {
     pub digest: Digest,
 }
 
-/// An account's client, or why it cannot be used.
+/// An account and its client.
 #[derive(Debug)]
 struct Account {
     name: Arc<str>,
-    client: Arc<Client>,
+    /// Built on the account's first lookup: a Clouddriver configuration lists dozens of
+    /// accounts, and a one-shot run uses one (each client costs tens of microseconds to build
+    /// and to tear down). Shared with the next configuration while the account is unchanged.
+    client: Arc<OnceLock<Result<Arc<Client>, String>>>,
     /// What the client was built from (and whether the account is usable), to tell on reload
     /// whether it must be rebuilt.
     spec: config::Account,
@@ -83,6 +86,7 @@ pub struct Dimsum {
 /// A parsed request.
 struct Parsed<'a> {
     account: &'a Account,
+    client: &'a Client,
     repository: Repository,
     reference: Reference,
     platform: Option<Platform>,
@@ -137,8 +141,8 @@ impl Parsed<'_> {
 }
 
 impl Dimsum {
-    /// Builds clients for every account of `config`.
-    pub fn new(config: &Config) -> Result<Dimsum, String> {
+    /// The service for `config`; each account's client is built on its first lookup.
+    pub fn new(config: &Config) -> Dimsum {
         let metrics = Arc::new(Metrics::default());
         let caches = Arc::new(Caches::new(&config.settings.cache));
         Dimsum::build(config, caches, metrics, &BTreeMap::new())
@@ -147,7 +151,7 @@ impl Dimsum {
     /// The service for a reloaded `config`: caches and counters carry over, and so do the clients
     /// (tokens, connections) of accounts that did not change. Everything cached for an account
     /// whose address or credentials changed, or that is gone, is dropped.
-    pub fn reconfigured(&self, config: &Config) -> Result<Dimsum, String> {
+    pub fn reconfigured(&self, config: &Config) -> Dimsum {
         let same_limits = config.settings.limits == self.limits;
         let caches = if config.settings.cache == self.cache_settings {
             for (name, old) in &self.accounts {
@@ -172,23 +176,12 @@ impl Dimsum {
         caches: Arc<Caches>,
         metrics: Arc<Metrics>,
         previous: &BTreeMap<String, Account>,
-    ) -> Result<Dimsum, String> {
+    ) -> Dimsum {
         let mut accounts = BTreeMap::new();
         for (name, a) in &config.accounts {
             let client = match previous.get(name).filter(|p| p.spec == *a) {
                 Some(p) => p.client.clone(),
-                None => {
-                    let limits = config.settings.limits.clone();
-                    let client = Client::new(
-                        name,
-                        a.endpoint.clone(),
-                        a.credentials.clone(),
-                        limits,
-                        metrics.clone(),
-                    )
-                    .map_err(|e| format!("account {name:?}: {e}"))?;
-                    Arc::new(client)
-                }
+                None => Arc::default(),
             };
             let account = Account {
                 name: name.as_str().into(),
@@ -197,14 +190,14 @@ impl Dimsum {
             };
             accounts.insert(name.clone(), account);
         }
-        Ok(Dimsum {
+        Dimsum {
             accounts,
             call_timeout: config.settings.call_timeout,
             limits: config.settings.limits.clone(),
             cache_settings: config.settings.cache.clone(),
             caches,
             metrics,
-        })
+        }
     }
 
     /// Content kept on disk, if the cache has a directory: looked up with hit/miss counting.
@@ -370,7 +363,7 @@ impl Dimsum {
             if let Some(b) = self.read_disk(|d| d.blob(&p.scope(), &digest)) {
                 return Ok(Entry::Blob(Arc::new(b)));
             }
-            let bytes = p.account.client.blob(&p.repository, descriptor).await;
+            let bytes = p.client.blob(&p.repository, descriptor).await;
             let bytes = bytes.map_err(|e| registry_error(&p.account.name, e))?;
             self.write_disk(|d| d.put_blob(&p.scope(), &digest, &bytes));
             Ok(Entry::Blob(Arc::new(bytes)))
@@ -412,7 +405,6 @@ impl Dimsum {
                 return Ok(Entry::Manifest(Arc::new(f)));
             }
             let fetched = p
-                .account
                 .client
                 .manifest(&p.repository, &Reference::Digest(digest.clone()))
                 .await
@@ -455,7 +447,7 @@ impl Dimsum {
         if let Some((known, recent)) = known {
             // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
             // unchanged tag costs no GET (and no Docker Hub pull).
-            match account.client.head_manifest(repo, tag).await {
+            match p.client.head_manifest(repo, tag).await {
                 Ok(Some(digest)) => {
                     if digest != known {
                         self.write_disk(|d| d.put_tag(&p.scope(), &key.reference, &digest));
@@ -476,7 +468,7 @@ impl Dimsum {
                 Err(e) => return Err(registry_error(&account.name, e)),
             }
         }
-        let fetched = account
+        let fetched = p
             .client
             .manifest(repo, tag)
             .await
@@ -506,12 +498,28 @@ impl Dimsum {
                 account: req.account.to_owned(),
                 known: self.accounts.keys().cloned().collect(),
             })?;
+        let unusable = |reason: &str| Error::AccountUnusable {
+            account: req.account.to_owned(),
+            reason: reason.to_owned(),
+        };
         if let Some(reason) = &account.spec.unusable {
-            return Err(Error::AccountUnusable {
-                account: req.account.to_owned(),
-                reason: reason.clone(),
-            });
+            return Err(unusable(reason));
         }
+        let client = account
+            .client
+            .get_or_init(|| {
+                let spec = &account.spec;
+                Client::new(
+                    &account.name,
+                    spec.endpoint.clone(),
+                    spec.credentials.clone(),
+                    self.limits.clone(),
+                    self.metrics.clone(),
+                )
+                .map(Arc::new)
+            })
+            .as_ref()
+            .map_err(|e| unusable(e))?;
         let invalid = |e: &dyn std::fmt::Display| Error::InvalidInput(e.to_string());
         let repository = Repository::parse(req.repository).map_err(|e| invalid(&e))?;
         let reference = Reference::parse(req.reference).map_err(|e| invalid(&e))?;
@@ -520,9 +528,10 @@ impl Dimsum {
             .map(Platform::parse)
             .transpose()
             .map_err(|e| invalid(&e))?;
-        let repository = account.client.repository(&repository);
+        let repository = client.repository(&repository);
         Ok(Parsed {
             account,
+            client,
             repository,
             reference,
             platform,
@@ -544,7 +553,6 @@ impl Dimsum {
             return Some(top);
         };
         let child = p
-            .account
             .client
             .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
             .ok()?;
@@ -607,7 +615,6 @@ impl Dimsum {
             return Ok(top);
         };
         let child = p
-            .account
             .client
             .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
             .map_err(|e| registry_error(&p.account.name, e))?;

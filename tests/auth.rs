@@ -105,7 +105,7 @@ async fn token_auth_caches_tokens_and_rereads_a_rotated_password_file() {
     );
 
     // In one process: a second lookup reuses the cached token (manifest and blob included).
-    let service = Dimsum::new(&Config::from_paths(&[cfg]).unwrap()).unwrap();
+    let service = Dimsum::new(&Config::from_paths(&[cfg]).unwrap());
     let before = issuer.state.requests.load(Ordering::SeqCst);
     let req = |repo| ImageRequest {
         account: "local",
@@ -226,7 +226,7 @@ async fn concurrent_challenges_share_one_token_exchange() {
             "    username: alice\n    password: first-secret\n",
         ),
     );
-    let service = std::sync::Arc::new(Dimsum::new(&Config::from_paths(&[cfg]).unwrap()).unwrap());
+    let service = std::sync::Arc::new(Dimsum::new(&Config::from_paths(&[cfg]).unwrap()));
     let before = issuer.state.requests.load(Ordering::SeqCst);
     let mut tasks = Vec::new();
     for i in 0..20 {

@@ -29,7 +29,7 @@ fn service_with_disk(
     let path = config(dir.path(), &yaml);
     let mut config = Config::from_paths(&[path]).unwrap();
     config.settings.cache.dir = disk.map(ToOwned::to_owned);
-    (Arc::new(Dimsum::new(&config).unwrap()), dir)
+    (Arc::new(Dimsum::new(&config)), dir)
 }
 
 fn req(reference: &str) -> ImageRequest<'_> {

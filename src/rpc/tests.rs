@@ -10,7 +10,7 @@ use super::*;
 use crate::config::Config;
 
 fn module() -> jsonrpsee::RpcModule<Rpc> {
-    let service = crate::Dimsum::new(&Config::builtin()).unwrap();
+    let service = crate::Dimsum::new(&Config::builtin());
     Rpc::new(Arc::new(crate::reload::Live::new(
         service,
         None,

@@ -18,7 +18,7 @@ impl Served {
     /// Serves the accounts of `config`.
     pub fn start(config: &Path) -> Served {
         let config = Config::from_paths(&[config.to_owned()]).unwrap();
-        let service = Dimsum::new(&config).unwrap();
+        let service = Dimsum::new(&config);
         let live = Arc::new(dimsum::reload::Live::new(
             service,
             config.settings.api_token.clone(),
