@@ -124,8 +124,10 @@ impl Disk {
 
     fn write(&self, scope: &Scope, kind: &str, name: &str, parts: &[&[u8]]) {
         let path = self.path(scope, kind, name);
-        // Readers see the old file or the whole new one, never half of it.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        // Readers see the old file or the whole new one, never half of it; the temporary name is
+        // this write's own, even when two tasks or processes keep the same content at once.
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         let written = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -138,7 +140,7 @@ impl Disk {
             let _ = std::fs::remove_file(&tmp);
             tracing::debug!(dir = %self.dir.display(), error = %e, "disk cache write failed");
         }
-        if self.writes.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == 0 {
+        if n % TRIM_EVERY == 0 {
             self.trim(MAX_BYTES);
         }
     }
