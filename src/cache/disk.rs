@@ -23,8 +23,10 @@ use crate::registry::{Digest, Fetched};
 
 /// Bound on the directory's size.
 pub(crate) const MAX_BYTES: u64 = 64 * 1024 * 1024;
-/// The size is checked on the first write of a process and every this many writes after.
-const TRIM_EVERY: u64 = 256;
+/// About one write in this many checks the directory's size. Checking reads the whole directory,
+/// which a one-shot run cannot afford on every write; which writes check follows from their file
+/// names (hashes), so it spreads evenly over processes without any shared state.
+const CHECK_ONE_IN: u8 = 64;
 
 /// The on-disk cache in one directory.
 #[derive(Debug)]
@@ -109,6 +111,13 @@ impl Disk {
             .join(format!("{kind}-{}", hex::encode(h.finalize())))
     }
 
+    /// Whether writing `path` is one of the writes that check the directory's size.
+    fn checks_size(path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let last = name.get(name.len().saturating_sub(2)..).unwrap_or("");
+        u8::from_str_radix(last, 16).is_ok_and(|b| b % CHECK_ONE_IN == 0)
+    }
+
     fn read(&self, scope: &Scope, kind: &str, name: &str) -> Option<Vec<u8>> {
         std::fs::read(self.path(scope, kind, name)).ok()
     }
@@ -140,7 +149,7 @@ impl Disk {
             let _ = std::fs::remove_file(&tmp);
             tracing::debug!(dir = %self.dir.display(), error = %e, "disk cache write failed");
         }
-        if n % TRIM_EVERY == 0 {
+        if Disk::checks_size(&path) {
             self.trim(MAX_BYTES);
         }
     }
@@ -221,6 +230,16 @@ mod tests {
             disk.manifest(&scope("s"), &digest).is_none(),
             "a blob is not a manifest"
         );
+    }
+
+    #[test]
+    fn about_one_write_in_64_checks_the_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path()).unwrap();
+        let checks = (0..6400)
+            .filter(|i| Disk::checks_size(&disk.path(&scope("s"), "tag", &format!("t{i}"))))
+            .count();
+        assert!((50..=150).contains(&checks), "{checks} of 6400");
     }
 
     #[test]
