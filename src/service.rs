@@ -152,6 +152,15 @@ impl Dimsum {
     /// (tokens, connections) of accounts that did not change. Everything cached for an account
     /// whose address or credentials changed, or that is gone, is dropped.
     pub fn reconfigured(&self, config: &Config) -> Dimsum {
+        // The disk cache's directory comes from the command line, not from the files a reload
+        // reads: it stays.
+        let mut config = config.clone();
+        config
+            .settings
+            .cache
+            .dir
+            .clone_from(&self.cache_settings.dir);
+        let config = &config;
         let same_limits = config.settings.limits == self.limits;
         let caches = if config.settings.cache == self.cache_settings {
             for (name, old) in &self.accounts {

@@ -364,3 +364,30 @@ async fn the_cli_keeps_its_disk_cache_where_told_and_only_there() {
         first
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_disk_cache_the_command_line_gave() {
+    let registry = Registry::start(Mode::Open);
+    let pusher = Pusher::new(&registry.url(), None);
+    pusher
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let disk = tempfile::tempdir().unwrap();
+    let (s, dir) = service_with_disk(&registry.url(), "", "u", Some(disk.path()));
+    let first = level0(&s, "v1").await;
+    // What a reload reads: the same files, which name no cache directory.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    let reloaded = s.reconfigured(&Config::from_paths(&files).unwrap());
+    assert_eq!(level0(&reloaded, "v1").await, first);
+    let c = counts(&reloaded);
+    assert_eq!(
+        (c.get, c.blob, c.head),
+        (1, 1, 0),
+        "nothing fetched again: the caches carried over"
+    );
+    let files_on_disk = std::fs::read_dir(disk.path()).unwrap().count();
+    assert_eq!(files_on_disk, 3);
+}
