@@ -484,8 +484,9 @@ impl Dimsum {
             .map_err(|e| registry_error(&account.name, e))?;
         let digest = fetched.digest.clone();
         self.write_disk(|d| {
-            d.put_manifest(&p.scope(), &fetched);
-            d.put_tag(&p.scope(), &key.reference, &digest);
+            let scope = p.scope();
+            d.put_manifest(&scope, &fetched);
+            d.put_tag(&scope, &key.reference, &digest);
         });
         self.caches
             .content
@@ -514,6 +515,15 @@ impl Dimsum {
         if let Some(reason) = &account.spec.unusable {
             return Err(unusable(reason));
         }
+        let invalid = |e: &dyn std::fmt::Display| Error::InvalidInput(e.to_string());
+        let repository = Repository::parse(req.repository).map_err(|e| invalid(&e))?;
+        let reference = Reference::parse(req.reference).map_err(|e| invalid(&e))?;
+        let platform = req
+            .platform
+            .map(Platform::parse)
+            .transpose()
+            .map_err(|e| invalid(&e))?;
+        // Built only for well-formed requests: bad input never costs a client.
         let client = account
             .client
             .get_or_init(|| {
@@ -529,14 +539,6 @@ impl Dimsum {
             })
             .as_ref()
             .map_err(|e| unusable(e))?;
-        let invalid = |e: &dyn std::fmt::Display| Error::InvalidInput(e.to_string());
-        let repository = Repository::parse(req.repository).map_err(|e| invalid(&e))?;
-        let reference = Reference::parse(req.reference).map_err(|e| invalid(&e))?;
-        let platform = req
-            .platform
-            .map(Platform::parse)
-            .transpose()
-            .map_err(|e| invalid(&e))?;
         let repository = client.repository(&repository);
         Ok(Parsed {
             account,

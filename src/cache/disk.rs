@@ -60,10 +60,11 @@ impl Disk {
 
     /// A verified manifest.
     pub(crate) fn manifest(&self, scope: &Scope, digest: &Digest) -> Option<Fetched> {
-        let file = self.read(scope, "manifest", digest.as_str())?;
+        let mut file = self.read(scope, "manifest", digest.as_str())?;
         let newline = file.iter().position(|b| *b == b'\n')?;
-        let media_type = std::str::from_utf8(&file[..newline]).ok()?.to_owned();
-        let fetched = Fetched::verified(&media_type, file[newline + 1..].to_vec(), digest);
+        let bytes = file.split_off(newline + 1);
+        let media_type = std::str::from_utf8(&file[..newline]).ok()?;
+        let fetched = Fetched::verified(media_type, bytes, digest);
         if fetched.is_none() {
             self.discard(scope, "manifest", digest.as_str());
         }
