@@ -26,17 +26,6 @@ pub enum Action {
     Labels,
 }
 
-impl Action {
-    /// The JSON-RPC method with the same answer.
-    pub const fn method(self) -> &'static str {
-        match self {
-            Action::History { .. } => "getHistory",
-            Action::Manifest => "getManifest",
-            Action::Labels => "getLabels",
-        }
-    }
-}
-
 /// A request the shim will answer: the JSON-RPC method's params, decoded and typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
@@ -62,9 +51,6 @@ pub enum NoRoute {
     /// `?level=` is not a non-negative integer.
     BadLevel(String),
 }
-
-/// The last path segments that name an action.
-pub const ACTIONS: [&str; 4] = ["history", "metadata", "manifest", "labels"];
 
 /// Matches `path` (without the query) and `query` to a call.
 pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
