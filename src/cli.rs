@@ -154,6 +154,10 @@ pub struct ImageArgs {
     /// Platform for multi-platform images, os/arch[/variant]. Default: linux/amd64.
     #[arg(long)]
     pub platform: Option<String>,
+    /// The digest the trigger saw (manifest or config digest): answer for that image, or fail
+    /// with exit status 8 if the tag has moved on from it. Empty: none.
+    #[arg(long)]
+    pub digest: Option<String>,
 }
 
 /// Where the configuration comes from.

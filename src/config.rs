@@ -64,7 +64,24 @@ pub struct Settings {
     pub cache: crate::cache::Settings,
     /// The bearer token callers of the TCP transport must send, if set (`auth.tokenFile`).
     pub api_token: Option<crate::credentials::Secret>,
+    /// Registry notifications on `POST /events`, when `events.tokenFile` is set.
+    pub events: Option<Events>,
 }
+
+/// `dimsum.events`: what registry notifications are trusted to do.
+#[derive(Debug, Clone)]
+pub struct Events {
+    /// The bearer token registries must send (never the API token: registries are other callers).
+    pub token: Secret,
+    /// Whether a pushed tag's manifest, config and history are fetched at once.
+    pub prefetch: bool,
+    /// How long after an account's registry last sent an event its tags are still trusted for
+    /// `cache.tagTtlSeconds`; past it, the account falls back to live revalidation.
+    pub quiet: Duration,
+}
+
+/// Default of `events.quietSeconds`.
+pub const DEFAULT_EVENTS_QUIET: Duration = Duration::from_secs(600);
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -73,6 +90,7 @@ impl Default for Settings {
             limits: Limits::default(),
             cache: crate::cache::Settings::default(),
             api_token: None,
+            events: None,
         }
     }
 }
@@ -99,6 +117,26 @@ struct RawSettings {
     /// Authentication of callers of `serve`.
     #[serde(default)]
     auth: RawAuth,
+    /// Registry notifications (`POST /events`).
+    #[serde(default)]
+    events: RawEvents,
+}
+
+/// `dimsum.events`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawEvents {
+    /// File whose first line (trimmed, at least 16 characters) is the token registries send as
+    /// `Authorization: Bearer <token>` (or `?token=` where they cannot send headers). Unset:
+    /// `/events` does not exist.
+    token_file: Option<PathBuf>,
+    /// Fetch a pushed tag's manifest, config and history at once. Default true.
+    #[serde(default, deserialize_with = "flex_bool")]
+    prefetch: Option<bool>,
+    /// Seconds after an account's last event that its tags are still trusted for
+    /// `cache.tagTtlSeconds`; after that, live revalidation (1 s). Default 600.
+    #[serde(default, deserialize_with = "flex_u64")]
+    quiet_seconds: Option<u64>,
 }
 
 /// `dimsum.auth`.
@@ -117,11 +155,11 @@ struct RawCache {
     /// Upper bound on cached manifests, configs and histories, in bytes. Default 16 MiB.
     #[serde(default, deserialize_with = "flex_u64")]
     max_bytes: Option<u64>,
-    /// Seconds a tag → digest mapping is trusted before a HEAD revalidates it. Default 30; 0 =
-    /// revalidate on every lookup.
+    /// Seconds a tag → digest mapping is trusted before a HEAD revalidates it, counted from when
+    /// the registry was asked. Default 1; 0 = revalidate on every lookup.
     #[serde(default, deserialize_with = "flex_u64")]
     tag_ttl_seconds: Option<u64>,
-    /// Seconds a not-found answer is remembered. Default 10; 0 = never.
+    /// Seconds a not-found answer is remembered. Default 1; 0 = never.
     #[serde(default, deserialize_with = "flex_u64")]
     negative_ttl_seconds: Option<u64>,
 }
@@ -363,16 +401,17 @@ impl RawSettings {
     fn validate(self, problems: &mut Vec<String>) -> Settings {
         let mut s = Settings::default();
         if let Some(path) = &self.auth.token_file {
-            match std::fs::read_to_string(path) {
-                Ok(text) => match text.lines().next().map(str::trim).filter(|t| t.len() >= 16) {
-                    Some(token) => s.api_token = Some(Secret::new(token)),
-                    None => problems.push(format!(
-                        "dimsum: auth.tokenFile {}: the first line must hold a token of at least 16 characters",
-                        path.display()
-                    )),
-                },
-                Err(e) => problems.push(format!("dimsum: auth.tokenFile {}: {}", path.display(), io_message(&e))),
-            }
+            s.api_token = read_token("auth.tokenFile", path, problems);
+        }
+        if let Some(path) = &self.events.token_file {
+            s.events = read_token("events.tokenFile", path, problems).map(|token| Events {
+                token,
+                prefetch: self.events.prefetch.unwrap_or(true),
+                quiet: self
+                    .events
+                    .quiet_seconds
+                    .map_or(DEFAULT_EVENTS_QUIET, Duration::from_secs),
+            });
         }
         if let Some(ms) = self.call_timeout_millis.filter(|v| *v > 0) {
             s.call_timeout = Duration::from_millis(ms);
@@ -493,6 +532,19 @@ impl Account {
             _ => Err(errors),
         }
     }
+}
+
+/// The token on the first line of `path` (`key` names the setting in messages).
+fn read_token(key: &str, path: &Path, problems: &mut Vec<String>) -> Option<Secret> {
+    let problem = match std::fs::read_to_string(path) {
+        Ok(text) => match text.lines().next().map(str::trim).filter(|t| t.len() >= 16) {
+            Some(token) => return Some(Secret::new(token)),
+            None => "the first line must hold a token of at least 16 characters".to_owned(),
+        },
+        Err(e) => io_message(&e),
+    };
+    problems.push(format!("dimsum: {key} {}: {problem}", path.display()));
+    None
 }
 
 fn is_secret_reference(s: &str) -> bool {
@@ -648,7 +700,7 @@ pub fn describe(config: &Config) -> String {
     let s = &config.settings;
     let _ = writeln!(
         out,
-        "  dimsum: callTimeoutMillis={} cache.maxBytes={} cache.tagTtlSeconds={} auth.tokenFile={}",
+        "  dimsum: callTimeoutMillis={} cache.maxBytes={} cache.tagTtlSeconds={} auth.tokenFile={} events={}",
         s.call_timeout.as_millis(),
         s.cache.max_bytes,
         s.cache.tag_ttl.as_secs(),
@@ -656,6 +708,14 @@ pub fn describe(config: &Config) -> String {
             "set"
         } else {
             "unset"
+        },
+        match &s.events {
+            Some(e) => format!(
+                "on (prefetch={} quietSeconds={})",
+                e.prefetch,
+                e.quiet.as_secs()
+            ),
+            None => "off".to_owned(),
         }
     );
     out

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dimsum_rest::Code;
 
+use crate::registry::Digest;
 use crate::{history, registry};
 
 /// A dimsum call failed. Cloneable: lookups that shared one fetch share its error.
@@ -71,6 +72,20 @@ pub enum Error {
         /// The bound.
         after: Duration,
     },
+    /// The trigger's digest is neither the tag's image now nor a manifest in the repository.
+    #[error(
+        "account {account:?}: {image} has moved on: it now names {current}, and {given} (the digest given) is neither that image's manifest or config nor a manifest in the repository"
+    )]
+    TagMoved {
+        /// The account.
+        account: String,
+        /// `repository:tag`.
+        image: String,
+        /// The tag's digest now.
+        current: Digest,
+        /// The digest the caller gave.
+        given: Digest,
+    },
 }
 
 impl Error {
@@ -82,6 +97,7 @@ impl Error {
             Error::AccountUnusable { .. } => Code::AccountUnusable,
             Error::LevelOutOfRange { .. } => Code::LevelOutOfRange,
             Error::Timeout { .. } => Code::UpstreamTimeout,
+            Error::TagMoved { .. } => Code::TagMoved,
             Error::NotAnImage { .. } => Code::UnsupportedManifest,
             Error::History { source, .. } => match source {
                 history::Error::InvalidJson(_) | history::Error::NotAnObject(_) => {
@@ -102,6 +118,17 @@ impl Error {
                 registry::Error::InvalidReference(_) => Code::InvalidReference,
             },
         }
+    }
+
+    /// Whether the registry said it has no such repository, tag or digest.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::Registry {
+                source: registry::Error::NotFound { .. },
+                ..
+            }
+        )
     }
 
     /// `Retry-After` in seconds, when the registry gave one.
@@ -125,6 +152,7 @@ pub fn exit_status(code: Code) -> u8 {
         Code::RegistryDenied | Code::AccountUnusable => 5,
         Code::RegistryUnavailable | Code::RegistryRateLimited | Code::UpstreamTimeout => 6,
         Code::RegistryBadResponse | Code::UnsupportedManifest | Code::HistoryUnconvertible => 7,
+        Code::TagMoved => 8,
     }
 }
 

@@ -12,9 +12,11 @@
 //! - [`credentials`]: password sources, re-read on use, and the redacted [`credentials::Secret`].
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
+//! - [`events`]: registry notifications (Distribution, ACR, Harbor, Quay) → tag changes.
 //! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight;
 //!   `cache::disk` keeps content across processes for the one-shot CLI.
 //! - [`metrics`]: Prometheus counters and histograms: requests, upstream calls, caches, reloads.
+//! - [`prefetch`]: fetching pushed tags in the background, bounded in queue and concurrency.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
@@ -28,9 +30,11 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
+pub mod prefetch;
 pub mod registry;
 pub mod reload;
 pub mod rpc;

@@ -98,11 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile"
                 );
             }
-            let live = Arc::new(Live::new(
-                service,
-                config.settings.api_token.clone(),
-                sources,
-            ));
+            let live = Arc::new(Live::new(service, &config.settings, sources));
             multi_thread()?.block_on(async {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let watcher = tokio::spawn(live.clone().watch(async move {
@@ -119,7 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stdio { max_line_bytes } => {
-            let live = Arc::new(Live::new(service, None, sources));
+            let live = Arc::new(Live::new(service, &config.settings, sources));
             let methods = Rpc::new(live).into_rpc();
             multi_thread()?.block_on(async {
                 let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
@@ -144,6 +140,7 @@ fn request(i: &ImageArgs) -> ImageRequest<'_> {
         repository: &i.repository,
         reference: &i.reference,
         platform: i.platform.as_deref(),
+        digest: i.digest.as_deref(),
     }
 }
 

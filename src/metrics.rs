@@ -68,6 +68,25 @@ struct Outcome {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Event {
+    /// The account, or empty when the request was refused before one was known.
+    account: String,
+    /// `distribution`, `harbor`, `cloudevents`, `quay`, or empty.
+    format: &'static str,
+    /// `push`, `delete`, `pull`, `blob`, `untagged`, `other`, or empty.
+    action: &'static str,
+    /// `applied`, `ignored`, `invalid`, or why the request was refused.
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Prefetch {
+    account: String,
+    /// `ok`, `error`, or `dropped` (the queue was full).
+    outcome: &'static str,
+}
+
 /// The counters. Cheap to update from any task.
 #[derive(Debug)]
 pub struct Metrics {
@@ -78,6 +97,8 @@ pub struct Metrics {
     requests: Family<HttpRequest, Counter>,
     latency: Family<Route, Histogram>,
     reloads: Family<Outcome, Counter>,
+    events: Family<Event, Counter>,
+    prefetches: Family<Prefetch, Counter>,
 }
 
 impl Default for Metrics {
@@ -124,8 +145,22 @@ impl Default for Metrics {
             "Configuration reloads, by result",
             reloads.clone(),
         );
+        let events = Family::<Event, Counter>::default();
+        registry.register(
+            "events",
+            "Registry notifications received, by account, format, action and result",
+            events.clone(),
+        );
+        let prefetches = Family::<Prefetch, Counter>::default();
+        registry.register(
+            "prefetches",
+            "Pre-fetches of pushed tags, by account and outcome",
+            prefetches.clone(),
+        );
         Metrics {
             registry,
+            events,
+            prefetches,
             upstream,
             cache,
             cache_bytes,
@@ -151,14 +186,8 @@ impl Metrics {
 
     /// Upstream requests of `kind` for `account`, all statuses.
     pub fn upstream_count(&self, account: &str, kind: Kind) -> u64 {
-        let mut text = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        // Sum over statuses from the exposition itself, so what tests read is what /metrics shows.
         let needle = format!("account=\"{account}\",kind=\"{kind:?}\"");
-        text.lines()
-            .filter(|l| l.starts_with("dimsum_upstream_requests_total{") && l.contains(&needle))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        self.sum("dimsum_upstream_requests_total{", |l| l.contains(&needle))
     }
 
     /// Counts one cache lookup.
@@ -198,6 +227,64 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Counts one registry notification (or one refused request, with empty labels).
+    pub fn event(
+        &self,
+        account: &str,
+        format: &'static str,
+        action: &'static str,
+        result: &'static str,
+    ) {
+        self.events
+            .get_or_create(&Event {
+                account: account.to_owned(),
+                format,
+                action,
+                result,
+            })
+            .inc();
+    }
+
+    /// Notifications of `account` with `action` and `result` so far, all formats.
+    pub fn event_count(&self, account: &str, action: &str, result: &str) -> u64 {
+        let needle = format!("account=\"{account}\",");
+        let tail = format!("action=\"{action}\",result=\"{result}\"");
+        self.sum("dimsum_events_total{", |l| {
+            l.contains(&needle) && l.contains(&tail)
+        })
+    }
+
+    /// Counts one pre-fetch.
+    pub fn prefetch(&self, account: &str, outcome: &'static str) {
+        self.prefetches
+            .get_or_create(&Prefetch {
+                account: account.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Pre-fetches of `account` with `outcome` so far.
+    pub fn prefetch_count(&self, account: &str, outcome: &'static str) -> u64 {
+        self.prefetches
+            .get(&Prefetch {
+                account: account.to_owned(),
+                outcome,
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// The sum of the exposition's lines of one family that `keep` accepts, so what tests read
+    /// is what /metrics shows.
+    fn sum(&self, prefix: &str, keep: impl Fn(&str) -> bool) -> u64 {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text.lines()
+            .filter(|l| l.starts_with(prefix) && keep(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     /// The Prometheus text exposition, with the cache size as of now.

@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::config::Config;
-use crate::credentials::Secret;
+use crate::config::{Config, Settings};
 use crate::service::Dimsum;
 
 /// How often the configuration files are checked for changes.
@@ -21,33 +20,79 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Live {
     current: ArcSwap<Dimsum>,
-    /// SHA-256 of the bearer token callers of `serve` must send (`dimsum.auth.tokenFile`),
-    /// reloaded with the rest. Hashed once here, so a check hashes only what the caller sent.
-    api_token: ArcSwap<Option<[u8; 32]>>,
+    /// Who may call, reloaded with the rest.
+    gates: ArcSwap<Gates>,
     sources: Vec<PathBuf>,
 }
 
+/// SHA-256 of the tokens callers must send, hashed once here so a check hashes only what the
+/// caller sent.
+#[derive(Debug, Default)]
+struct Gates {
+    /// `dimsum.auth.tokenFile`: callers of `serve`.
+    api: Option<[u8; 32]>,
+    /// `dimsum.events.tokenFile`: registries posting to `/events`, and whether to pre-fetch.
+    events: Option<([u8; 32], bool)>,
+}
+
+impl Gates {
+    fn of(settings: &Settings) -> Gates {
+        Gates {
+            api: settings
+                .api_token
+                .as_ref()
+                .map(|t| token_digest(t.expose())),
+            events: settings
+                .events
+                .as_ref()
+                .map(|e| (token_digest(e.token.expose()), e.prefetch)),
+        }
+    }
+}
+
+/// What `POST /events` may do for a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsAccess {
+    /// Events are not configured: there is no such endpoint.
+    Off,
+    /// Configured, and the caller's token is missing or wrong.
+    Denied,
+    /// The caller may post events; pushed tags are pre-fetched if `prefetch`.
+    Allowed {
+        /// `events.prefetch`.
+        prefetch: bool,
+    },
+}
+
 impl Live {
-    /// Serves `service` for callers holding `api_token` (if any); `sources` are re-read on
-    /// reload (none: the built-in default, fixed).
-    pub fn new(service: Dimsum, api_token: Option<Secret>, sources: Vec<PathBuf>) -> Live {
+    /// Serves `service` for the callers `settings` admit (its API and events tokens); `sources`
+    /// are re-read on reload (none: the built-in default, fixed).
+    pub fn new(service: Dimsum, settings: &Settings, sources: Vec<PathBuf>) -> Live {
         Live {
             current: ArcSwap::from_pointee(service),
-            api_token: ArcSwap::from_pointee(api_token.as_ref().map(|t| token_digest(t.expose()))),
+            gates: ArcSwap::from_pointee(Gates::of(settings)),
             sources,
         }
     }
 
     /// Whether a caller presenting `bearer` (the token after `Bearer `) may call: always when no
-    /// token is configured. Fixed-length digests compared in constant time leak neither the
-    /// token's bytes nor its length.
+    /// token is configured.
     pub fn authorizes(&self, bearer: Option<&str>) -> bool {
-        use subtle::ConstantTimeEq as _;
-        match self.api_token.load().as_ref() {
+        match &self.gates.load().api {
             None => true,
-            Some(expected) => {
-                bearer.is_some_and(|b| bool::from(token_digest(b.trim()).ct_eq(expected)))
-            }
+            Some(expected) => matches(bearer, expected),
+        }
+    }
+
+    /// What a registry presenting `token` (from `Authorization: Bearer` or `?token=`) may do at
+    /// `/events`. Compared like the API token.
+    pub fn events_access(&self, token: Option<&str>) -> EventsAccess {
+        match &self.gates.load().events {
+            None => EventsAccess::Off,
+            Some((expected, prefetch)) if matches(token, expected) => EventsAccess::Allowed {
+                prefetch: *prefetch,
+            },
+            Some(_) => EventsAccess::Denied,
         }
     }
 
@@ -61,15 +106,13 @@ impl Live {
         let metrics = self.current().metrics().clone();
         let result = Config::from_paths(&self.sources).map(|config| {
             let next = self.current().reconfigured(&config);
-            (next, config.settings.api_token)
+            (next, Gates::of(&config.settings))
         });
         match result {
-            Ok((next, api_token)) => {
+            Ok((next, gates)) => {
                 let accounts = next.account_names().len();
                 self.current.store(Arc::new(next));
-                self.api_token.store(Arc::new(
-                    api_token.as_ref().map(|t| token_digest(t.expose())),
-                ));
+                self.gates.store(Arc::new(gates));
                 metrics.reload(true);
                 Ok(accounts)
             }
@@ -141,6 +184,12 @@ impl Live {
             })
             .collect()
     }
+}
+
+/// Fixed-length digests compared in constant time leak neither the token's bytes nor its length.
+fn matches(given: Option<&str>, expected: &[u8; 32]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    given.is_some_and(|g| bool::from(token_digest(g.trim()).ct_eq(expected)))
 }
 
 fn token_digest(token: &str) -> [u8; 32] {

@@ -112,6 +112,7 @@ async fn token_auth_caches_tokens_and_rereads_a_rotated_password_file() {
         repository: repo,
         reference: "v1",
         platform: None,
+        digest: None,
     };
     for _ in 0..2 {
         let (entry, _) = service
@@ -238,6 +239,7 @@ async fn concurrent_challenges_share_one_token_exchange() {
                 repository: "team/app",
                 reference: &tag,
                 platform: None,
+                digest: None,
             };
             service.labels(req).await.unwrap()
         }));

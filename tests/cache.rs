@@ -11,6 +11,10 @@ use crate::harness::images::{VA, VA_LAYER, VB};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::config;
 
+/// Tags and not-founds trusted long enough that a slow test run never sees them expire: these
+/// tests count what a lookup asks within a TTL (the default is a second).
+const LONG_TTL: &str = "  cache:\n    tagTtlSeconds: 300\n    negativeTtlSeconds: 300\n";
+
 fn service(url: &str, settings: &str) -> (Arc<Dimsum>, tempfile::TempDir) {
     service_with_disk(url, settings, "u", None)
 }
@@ -38,6 +42,7 @@ fn req(reference: &str) -> ImageRequest<'_> {
         repository: "team/app",
         reference,
         platform: None,
+        digest: None,
     }
 }
 
@@ -72,7 +77,7 @@ async fn concurrent_cold_lookups_share_one_fetch_and_warm_ones_fetch_nothing() {
     let (_, digest) = pusher
         .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
         .await;
-    let (s, _dir) = service(&registry.url(), "");
+    let (s, _dir) = service(&registry.url(), LONG_TTL);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let s = s.clone();
@@ -142,7 +147,8 @@ async fn an_expired_tag_costs_one_head_and_a_moved_tag_is_followed() {
 async fn not_found_is_remembered_briefly_and_the_cache_stays_within_its_bytes() {
     let registry = Registry::start(Mode::Open);
     let pusher = Pusher::new(&registry.url(), None);
-    let (s, _dir) = service(&registry.url(), "  cache:\n    maxBytes: 20000\n");
+    let settings = format!("{LONG_TTL}    maxBytes: 20000\n");
+    let (s, _dir) = service(&registry.url(), &settings);
     for _ in 0..3 {
         let e = s
             .history(req("nope"), history::Options::default())
@@ -187,6 +193,7 @@ async fn nothing_that_failed_verification_is_cached() {
         repository: "fault/app",
         reference: "v1",
         platform: None,
+        digest: None,
     };
     let e = s
         .history(req, history::Options::default())
@@ -244,7 +251,7 @@ async fn with_a_disk_cache_a_new_process_asks_one_head_and_never_serves_stale_fr
         .await;
     let disk = tempfile::tempdir().unwrap();
     let url = registry.url();
-    let fresh = || service_with_disk(&url, "", "u", Some(disk.path()));
+    let fresh = || service_with_disk(&url, LONG_TTL, "u", Some(disk.path()));
 
     let (s, _d) = fresh();
     let first = level0(&s, "v1").await;
@@ -373,7 +380,7 @@ async fn a_reload_keeps_the_disk_cache_the_command_line_gave() {
         .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
         .await;
     let disk = tempfile::tempdir().unwrap();
-    let (s, dir) = service_with_disk(&registry.url(), "", "u", Some(disk.path()));
+    let (s, dir) = service_with_disk(&registry.url(), LONG_TTL, "u", Some(disk.path()));
     let first = level0(&s, "v1").await;
     // What a reload reads: the same files, which name no cache directory.
     let files: Vec<_> = std::fs::read_dir(dir.path())

@@ -12,6 +12,7 @@ mod cache;
 mod conversion;
 mod deploy;
 mod errors;
+mod events;
 mod faults;
 mod hardening;
 mod load;

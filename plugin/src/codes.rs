@@ -34,11 +34,13 @@ pub enum Code {
     AccountUnusable,
     /// The registry did not answer within dimsum's time bound.
     UpstreamTimeout,
+    /// The tag has moved on from the digest the trigger saw, and no manifest has that digest.
+    TagMoved,
 }
 
 impl Code {
     /// Every code, for tables and for tests that check each has a status.
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 14] = [
         Code::InvalidReference,
         Code::UnknownAccount,
         Code::NotFound,
@@ -52,6 +54,7 @@ impl Code {
         Code::RegistryBadResponse,
         Code::AccountUnusable,
         Code::UpstreamTimeout,
+        Code::TagMoved,
     ];
 
     /// The JSON-RPC error code.
@@ -70,6 +73,7 @@ impl Code {
             Code::RegistryBadResponse => 1011,
             Code::AccountUnusable => 1012,
             Code::UpstreamTimeout => 1013,
+            Code::TagMoved => 1014,
         }
     }
 
@@ -89,6 +93,7 @@ impl Code {
             Code::RegistryBadResponse => "registry_bad_response",
             Code::AccountUnusable => "account_unusable",
             Code::UpstreamTimeout => "upstream_timeout",
+            Code::TagMoved => "tag_moved",
         }
     }
 
@@ -105,6 +110,7 @@ impl Code {
             Code::RegistryRateLimited => 429,
             Code::RegistryUnavailable | Code::AccountUnusable | Code::UpstreamTimeout => 503,
             Code::RegistryBadResponse => 502,
+            Code::TagMoved => 409,
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Call {
     pub reference: String,
     /// `?platform=os/arch[/variant]`.
     pub platform: Option<String>,
+    /// `?digest=`: the digest the trigger saw (empty: none).
+    pub digest: Option<String>,
 }
 
 /// Why a path is not a call.
@@ -88,12 +90,11 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         repository,
         reference: decode(reference)?,
         platform: None,
+        digest: None,
     };
     // The first value of each key wins, as Go's `Query().Get` gave the original.
     let (mut seen_level, mut seen_strict) = (false, false);
-    for (key, value) in query_pairs(query.unwrap_or("")) {
-        let value = percent_decode(&value.replace('+', " "))
-            .ok_or_else(|| NoRoute::BadEncoding(value.clone()))?;
+    for (key, value) in query_params(query.unwrap_or(""))? {
         match (key.as_str(), &mut action) {
             ("level", Action::History { level, .. }) if !seen_level => {
                 seen_level = true;
@@ -108,6 +109,10 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
                 *strict = matches!(value.as_str(), "true" | "1" | "");
             }
             ("platform", _) if call.platform.is_none() => call.platform = Some(value),
+            // An empty digest is none: Orca fills `${trigger['digest'] ?: ''}` with nothing.
+            ("digest", _) if call.digest.is_none() => {
+                call.digest = Some(value).filter(|d| !d.is_empty());
+            }
             _ => {}
         }
     }
@@ -115,14 +120,18 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
     Ok(call)
 }
 
-fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+/// A query string's `key=value` pairs in order, values percent-decoded (`+` is a space).
+pub fn query_params(query: &str) -> Result<Vec<(String, String)>, NoRoute> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (p.to_owned(), String::new()),
+        .map(|p| {
+            let (key, value) = p.split_once('=').unwrap_or((p, ""));
+            let decoded = percent_decode(&value.replace('+', " "))
+                .ok_or_else(|| NoRoute::BadEncoding(value.to_owned()))?;
+            Ok((key.to_owned(), decoded))
         })
+        .collect()
 }
 
 /// Percent-decodes one segment; `None` for a malformed escape or invalid UTF-8.
@@ -154,6 +163,7 @@ mod tests {
             repository: repository.into(),
             reference: reference.into(),
             platform: None,
+            digest: None,
         }
     }
 

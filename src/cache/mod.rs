@@ -3,10 +3,16 @@
 //! - **content**: manifests, config blobs and computed histories by digest. Immutable, so kept
 //!   until evicted; bounded by bytes (`dimsum.cache.maxBytes`). Keys include the account and
 //!   repository, so one account's cached content never answers for another's credentials.
-//! - **tags**: tag → digest for `tagTtlSeconds` (default 30; 0 = always revalidate). After that the
-//!   tag is revalidated with one `HEAD` (free on Docker Hub); an unchanged digest costs no `GET`.
+//! - **tags**: tag → digest for `tagTtlSeconds` (default 1; 0 = always revalidate), counted from
+//!   when the registry was asked, not from when it answered: a lookup that starts a second after a
+//!   push never sees the tag as it was before it. After that the tag is revalidated with one
+//!   `HEAD` (free on Docker Hub); an unchanged digest costs no `GET`. Registry events set and
+//!   forget tags at once (see [`crate::service`]).
 //! - **known**: the last digest seen per tag, which is what makes the `HEAD` revalidation possible.
-//! - **negative**: recent not-found answers, for `negativeTtlSeconds` (default 10).
+//! - **announced**: what registry events said about a tag lately, so a `HEAD` that was already on
+//!   its way when the event came cannot put the older digest back.
+//! - **negative**: recent not-found answers, for `negativeTtlSeconds` (default 1), dated the same
+//!   way.
 //! - **disk** (`disk`, when a directory is given; the one-shot CLI's default): manifests and
 //!   configs by digest and the last digest per tag, across processes.
 //!
@@ -18,8 +24,9 @@ pub(crate) mod disk;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use moka::Expiry;
 use moka::future::Cache;
 
 use crate::error::Error;
@@ -43,22 +50,76 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             max_bytes: 16 * 1024 * 1024,
-            tag_ttl: Duration::from_secs(30),
-            negative_ttl: Duration::from_secs(10),
+            tag_ttl: LIVE,
+            negative_ttl: LIVE,
             dir: None,
         }
     }
 }
 
+/// The default trust in a tag or a not-found answer: what the original dimsum, which asked the
+/// registry on every request, never exceeded by more than this.
+pub const LIVE: Duration = Duration::from_secs(1);
+
+/// How long an event's word on a tag outranks a registry answer to a request sent before it:
+/// longer than any request may take.
+pub(crate) const ANNOUNCED_FOR: Duration = Duration::from_secs(120);
+
 /// Tags remembered at most (each entry is a few hundred bytes).
 const MAX_TAGS: u64 = 20_000;
 
-/// A count-bounded cache whose entries live `ttl`; none at all for a zero `ttl`.
-fn ttl_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<TagKey, V>> {
+/// What the registry said, when it was asked, and for how long that may be believed.
+#[derive(Debug, Clone)]
+pub(crate) struct Dated<V> {
+    pub(crate) value: V,
+    /// When the request that produced `value` was sent (or the event that announced it came).
+    pub(crate) asked: Instant,
+    pub(crate) ttl: Duration,
+}
+
+impl<V> Dated<V> {
+    pub(crate) fn new(value: V, asked: Instant, ttl: Duration) -> Dated<V> {
+        Dated { value, asked, ttl }
+    }
+
+    /// How much longer it may be believed at `now`.
+    fn remaining(&self, now: Instant) -> Duration {
+        self.ttl
+            .saturating_sub(now.saturating_duration_since(self.asked))
+    }
+
+    /// Whether it may still be believed at `now`.
+    pub(crate) fn fresh_at(&self, now: Instant) -> bool {
+        !self.remaining(now).is_zero()
+    }
+}
+
+/// Expires a [`Dated`] entry `ttl` after it was asked for, however late it was inserted.
+struct FromAsked;
+
+impl<K, V> Expiry<K, Dated<V>> for FromAsked {
+    fn expire_after_create(&self, _: &K, v: &Dated<V>, created_at: Instant) -> Option<Duration> {
+        Some(v.remaining(created_at))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &K,
+        v: &Dated<V>,
+        updated_at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.remaining(updated_at))
+    }
+}
+
+/// A count-bounded cache of dated entries; none at all when nothing may be trusted (`ttl` 0).
+fn dated_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Option<Cache<TagKey, Dated<V>>> {
     (!ttl.is_zero()).then(|| {
         Cache::builder()
             .max_capacity(MAX_TAGS)
-            .time_to_live(ttl)
+            .expire_after(FromAsked)
+            .support_invalidation_closures()
             .build()
     })
 }
@@ -80,6 +141,14 @@ pub(crate) enum Key {
     Blob(Arc<str>, String, Digest),
     /// The history computed from the image manifest with this digest (and strictness).
     History(Arc<str>, String, Digest, bool),
+}
+
+impl Key {
+    fn account(&self) -> &Arc<str> {
+        match self {
+            Key::Manifest(a, ..) | Key::Blob(a, ..) | Key::History(a, ..) => a,
+        }
+    }
 }
 
 /// Cached content.
@@ -108,10 +177,14 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct Caches {
     pub(crate) content: Cache<Key, Entry>,
-    pub(crate) tags: Option<Cache<TagKey, Digest>>,
+    pub(crate) tags: Option<Cache<TagKey, Dated<Digest>>>,
     pub(crate) known: Cache<TagKey, Digest>,
-    pub(crate) negative: Option<Cache<TagKey, Error>>,
+    /// A tag's digest as an event announced it (`None`: the tag was deleted).
+    pub(crate) announced: Cache<TagKey, Dated<Option<Digest>>>,
+    pub(crate) negative: Option<Cache<TagKey, Dated<Error>>>,
     pub(crate) disk: Option<disk::Disk>,
+    /// When each account's registry last sent an event (see [`crate::service`] on freshness).
+    heard: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
 }
 
 impl Caches {
@@ -130,39 +203,123 @@ impl Caches {
             .build();
         Caches {
             content,
-            tags: ttl_cache(settings.tag_ttl),
+            tags: dated_cache(settings.tag_ttl),
             known: Cache::builder()
                 .max_capacity(MAX_TAGS)
                 .support_invalidation_closures()
                 .build(),
-            negative: ttl_cache(settings.negative_ttl),
+            // Long enough to outlive any request that was on its way when the event came.
+            announced: dated_cache(ANNOUNCED_FOR).expect("a positive duration"),
+            negative: dated_cache(settings.negative_ttl),
             disk: settings.dir.as_deref().and_then(disk::Disk::open),
+            heard: Default::default(),
         }
+    }
+
+    /// Notes that `account`'s registry just sent an event.
+    pub(crate) fn hear(&self, account: &Arc<str>) {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard.insert(account.clone(), Instant::now());
+    }
+
+    /// Whether `account`'s registry sent an event within `quiet`.
+    pub(crate) fn heard_within(&self, account: &str, quiet: Duration) -> bool {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard.get(account).is_some_and(|t| t.elapsed() < quiet)
     }
 
     /// Drops everything cached for `account` (its address or credentials changed).
     pub(crate) fn forget_account(&self, account: &str) {
         let name: Arc<str> = account.into();
         let n = name.clone();
-        let _ = self.content.invalidate_entries_if(move |k, _| match k {
-            Key::Manifest(a, ..) | Key::Blob(a, ..) | Key::History(a, ..) => *a == n,
-        });
-        for cache in [Some(&self.known), self.tags.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            let n = name.clone();
-            let _ = cache.invalidate_entries_if(move |k, _| k.account == n);
+        let _ = self
+            .content
+            .invalidate_entries_if(move |k, _| k.account() == &n);
+        let n = name.clone();
+        let _ = self.known.invalidate_entries_if(move |k, _| k.account == n);
+        let n = name.clone();
+        let _ = self
+            .announced
+            .invalidate_entries_if(move |k, _| k.account == n);
+        self.forget_tags(move |k, _| k.account == name);
+    }
+
+    /// Forgets tags (and not-found answers) matching `which`, so their next lookup asks.
+    pub(crate) fn forget_tags(
+        &self,
+        which: impl Fn(&TagKey, Option<&Digest>) -> bool + Clone + Send + Sync + 'static,
+    ) {
+        if let Some(tags) = &self.tags {
+            let which = which.clone();
+            let _ = tags.invalidate_entries_if(move |k, v| which(k, Some(&v.value)));
         }
         if let Some(negative) = &self.negative {
-            let n = name.clone();
-            let _ = negative.invalidate_entries_if(move |k, _| k.account == n);
+            let _ = negative.invalidate_entries_if(move |k, _| which(k, None));
         }
+    }
+
+    /// Forgets a deleted manifest: its content, its histories, and every tag that named it.
+    pub(crate) fn forget_manifest(&self, account: &Arc<str>, repository: &str, digest: &Digest) {
+        let (a, r, d) = (account.clone(), repository.to_owned(), digest.clone());
+        let _ = self.content.invalidate_entries_if(move |k, _| match k {
+            Key::Manifest(ka, kr, kd) | Key::History(ka, kr, kd, _) => {
+                *ka == a && *kr == r && *kd == d
+            }
+            Key::Blob(..) => false,
+        });
+        let (a, r, d) = (account.clone(), repository.to_owned(), digest.clone());
+        let _ = self
+            .known
+            .invalidate_entries_if(move |k, v| k.account == a && k.repository == r && *v == d);
+        let (a, r, d) = (account.clone(), repository.to_owned(), digest.clone());
+        self.forget_tags(move |k, v| {
+            k.account == a && k.repository == r && v.is_none_or(|v| *v == d)
+        });
     }
 
     /// Bytes of content held now (after pending evictions are applied).
     pub(crate) async fn content_bytes(&self) -> u64 {
         self.content.run_pending_tasks().await;
         self.content.weighted_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dated_answer_expires_from_when_it_was_asked() {
+        let asked = Instant::now();
+        let d = Dated::new((), asked, LIVE);
+        assert_eq!(
+            d.remaining(asked + Duration::from_millis(900)),
+            Duration::from_millis(100)
+        );
+        assert!(d.fresh_at(asked + Duration::from_millis(999)));
+        assert!(!d.fresh_at(asked + LIVE));
+        assert!(!d.fresh_at(asked + Duration::from_secs(5)));
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_arrives_late_is_not_trusted_longer() {
+        let tags = dated_cache::<u8>(LIVE).unwrap();
+        let key = |r: &str| TagKey {
+            account: "a".into(),
+            repository: "r".into(),
+            reference: r.into(),
+        };
+        // Asked a whole TTL ago, inserted now: already expired.
+        let long_ago = Instant::now() - LIVE;
+        tags.insert(key("slow"), Dated::new(1, long_ago, LIVE))
+            .await;
+        tags.insert(key("fresh"), Dated::new(2, Instant::now(), LIVE))
+            .await;
+        assert!(tags.get(&key("slow")).await.is_none());
+        assert_eq!(tags.get(&key("fresh")).await.map(|d| d.value), Some(2));
+        assert!(
+            dated_cache::<u8>(Duration::ZERO).is_none(),
+            "0: nothing is trusted"
+        );
     }
 }

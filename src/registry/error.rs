@@ -125,6 +125,8 @@ pub enum Error {
     Unavailable {
         /// What was fetched.
         what: String,
+        /// The HTTP status, when the registry answered at all.
+        status: Option<u16>,
         /// Status or connection error.
         detail: String,
     },

@@ -27,6 +27,16 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Distribution compares these case-sensitively, so their case must never change.
 pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json,application/vnd.docker.distribution.manifest.v1+prettyjws,application/vnd.docker.distribution.manifest.v1+json";
 
+/// The manifest types of [`ACCEPT`], one by one (registry events are filtered by them).
+pub const ACCEPTED: [&str; 6] = [
+    OCI_INDEX,
+    DOCKER_LIST,
+    OCI_MANIFEST,
+    DOCKER_SCHEMA2,
+    DOCKER_SCHEMA1_SIGNED,
+    DOCKER_SCHEMA1,
+];
+
 /// A content descriptor.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -236,6 +246,11 @@ mod tests {
     use super::*;
 
     const A: &[u8] = include_bytes!("../../tests/fixtures/vectors/a.manifest.json");
+
+    #[test]
+    fn accept_lists_the_accepted_types() {
+        assert_eq!(ACCEPT, ACCEPTED.join(","));
+    }
 
     #[test]
     fn classify_by_header_then_body_then_shape() {

@@ -341,6 +341,28 @@ impl Client {
         Ok(header.and_then(Digest::parse))
     }
 
+    /// Whether a manifest with `digest` is in `repo`: one `HEAD`. Distribution 2.8 answers a
+    /// digest it holds only as a blob (an image config) with 500 `UNKNOWN` where other registries
+    /// say 404; after the retries, both mean no.
+    pub async fn has_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        let reference = Reference::Digest(digest.clone());
+        let what = self.what_manifest(repo, &reference);
+        let url = self.url(&format!("{repo}/manifests/{digest}"));
+        let head = Method::HEAD;
+        let accept = Some(manifest::ACCEPT);
+        match self
+            .request(&what, Kind::manifest_head, head, url, repo, accept, 0)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. })
+            | Err(Error::Unavailable {
+                status: Some(500), ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Fetches a blob, checking its size and digest against the descriptor.
     pub async fn blob(&self, repo: &Repository, descriptor: &Descriptor) -> Result<Vec<u8>, Error> {
         let what = format!("blob {repo}@{} from {}", descriptor.digest, self.host);
@@ -628,9 +650,14 @@ impl Client {
             ) => Error::NotFound { what, detail },
             (s, _) if s >= 500 => Error::Unavailable {
                 what,
+                status: Some(s),
                 detail: format!("HTTP {s}{}", suffix(&detail)),
             },
-            (_, Some(ErrorCode::Unavailable)) => Error::Unavailable { what, detail },
+            (s, Some(ErrorCode::Unavailable)) => Error::Unavailable {
+                what,
+                status: Some(s),
+                detail,
+            },
             (s, _) => Error::BadResponse {
                 what,
                 detail: format!("unexpected HTTP {s}{}", suffix(&detail)),
@@ -685,6 +712,7 @@ fn transport(what: &str, e: &reqwest::Error, timeout: Duration) -> Error {
     } else {
         Error::Unavailable {
             what,
+            status: None,
             detail: chain(e),
         }
     }

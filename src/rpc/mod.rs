@@ -2,7 +2,8 @@
 //!
 //! Params may come by name or by position. Positional order is the order of the trait's
 //! arguments, so `[account, repository, reference, level]` works; `tag` is accepted by name as an
-//! alias of `reference` (the Docker trigger calls it `tag`). The same type is the REST shim's
+//! alias of `reference` (the Docker trigger calls it `tag`). `digest` is the trigger's digest
+//! (see `service::pin`); an empty one is no digest. The same type is the REST shim's
 //! [`Backend`]. Both delegate to [`crate::Dimsum`] and hold no logic beyond choosing a
 //! representation.
 
@@ -46,6 +47,7 @@ pub trait DimsumApi {
         platform: Option<String>,
         strict: Option<bool>,
         tag: Option<String>,
+        digest: Option<String>,
     ) -> RpcResult<Box<RawValue>>;
 
     /// The manifest (an index resolved to one platform), its digest and media type.
@@ -57,6 +59,7 @@ pub trait DimsumApi {
         reference: Option<String>,
         platform: Option<String>,
         tag: Option<String>,
+        digest: Option<String>,
     ) -> RpcResult<ManifestResult>;
 
     /// The image config's `config.Labels` (`{}` when there are none).
@@ -68,6 +71,7 @@ pub trait DimsumApi {
         reference: Option<String>,
         platform: Option<String>,
         tag: Option<String>,
+        digest: Option<String>,
     ) -> RpcResult<Box<RawValue>>;
 
     /// The OpenRPC description of this API, errors included.
@@ -106,12 +110,14 @@ fn image<'a>(
     repository: &'a str,
     reference: &'a str,
     platform: Option<&'a str>,
+    digest: Option<&'a str>,
 ) -> ImageRequest<'a> {
     ImageRequest {
         account,
         repository,
         reference,
         platform,
+        digest,
     }
 }
 
@@ -158,9 +164,16 @@ impl DimsumApiServer for Rpc {
         platform: Option<String>,
         strict: Option<bool>,
         tag: Option<String>,
+        digest: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = image(&account, &repository, &reference, platform.as_deref());
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            platform.as_deref(),
+            digest.as_deref(),
+        );
         Ok(self.history(req, level, strict.unwrap_or(false)).await?)
     }
 
@@ -171,9 +184,16 @@ impl DimsumApiServer for Rpc {
         reference_: Option<String>,
         platform: Option<String>,
         tag: Option<String>,
+        digest: Option<String>,
     ) -> RpcResult<ManifestResult> {
         let reference = reference(reference_, tag)?;
-        let req = image(&account, &repository, &reference, platform.as_deref());
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            platform.as_deref(),
+            digest.as_deref(),
+        );
         let m = self.manifest(req).await?;
         let text = String::from_utf8(m.bytes)
             .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
@@ -191,9 +211,16 @@ impl DimsumApiServer for Rpc {
         reference_: Option<String>,
         platform: Option<String>,
         tag: Option<String>,
+        digest: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = image(&account, &repository, &reference, platform.as_deref());
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            platform.as_deref(),
+            digest.as_deref(),
+        );
         raw(self.labels(req).await?)
     }
 
@@ -215,6 +242,7 @@ impl Backend for Rpc {
                 &call.repository,
                 &call.reference,
                 call.platform.as_deref(),
+                call.digest.as_deref(),
             );
             Ok(match call.action {
                 Action::History { level, strict } => {

@@ -11,9 +11,10 @@ use crate::config::Config;
 
 fn module() -> jsonrpsee::RpcModule<Rpc> {
     let service = crate::Dimsum::new(&Config::builtin());
+    let settings = crate::config::Settings::default();
     Rpc::new(Arc::new(crate::reload::Live::new(
         service,
-        None,
+        &settings,
         Vec::new(),
     )))
     .into_rpc()

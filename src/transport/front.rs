@@ -57,6 +57,7 @@ fn route_of(path: &str, upgrade: bool) -> &'static str {
         "/" => "jsonrpc",
         "/healthz" | "/readyz" => "health",
         "/metrics" => "metrics",
+        "/events" => "events",
         _ => match path.rsplit('/').next() {
             Some("history") => "history",
             Some("metadata" | "manifest") => "metadata",

@@ -1,6 +1,7 @@
 //! One TCP port: JSON-RPC over HTTP POST and WebSocket (jsonrpsee), the REST shim
-//! ([`dimsum_rest::RestLayer`]), and the operator endpoints of [`super::front`]. Middleware order:
-//! front (health, metrics, request log) → guard (API token, deadline) → REST shim → jsonrpsee.
+//! ([`dimsum_rest::RestLayer`]), registry notifications ([`super::events`]) and the operator
+//! endpoints of [`super::front`]. Middleware order: front (health, metrics, request log) → events
+//! (`POST /events`, its own token) → guard (API token, deadline) → REST shim → jsonrpsee.
 //! Limits on body size, connections and request time; graceful shutdown with a bounded drain.
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use http::{Request, StatusCode};
 use jsonrpsee::server::{HttpResponse, Server, ServerConfig};
 use tower::{Layer, Service};
 
+use super::events::EventsLayer;
 use super::front::FrontLayer;
 use crate::reload::Live;
 use crate::rpc::{DimsumApiServer as _, Rpc};
@@ -63,8 +65,14 @@ pub async fn serve(
         live: live.clone(),
         timeout: limits.request_timeout,
     };
+    let events = EventsLayer::new(
+        live.clone(),
+        limits.max_request_bytes as usize,
+        limits.request_timeout,
+    );
     let middleware = tower::ServiceBuilder::new()
         .layer(FrontLayer::new(live.clone()))
+        .layer(events)
         .layer(guard)
         .layer(RestLayer::new(Rpc::new(live.clone())));
     let server = Server::builder()
@@ -112,11 +120,6 @@ struct Guard<S> {
     timeout: Duration,
 }
 
-fn json_error(status: StatusCode, code: i32, message: &str) -> HttpResponse {
-    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
-    super::respond(status, "application/json", body)
-}
-
 impl<S, B> Service<Request<B>> for Guard<S>
 where
     S: Service<Request<B>, Response = HttpResponse>,
@@ -147,7 +150,7 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !self.live.authorizes(bearer) {
-            let mut response = json_error(
+            let mut response = super::json_error(
                 StatusCode::UNAUTHORIZED,
                 -32001,
                 "missing or invalid bearer token",
@@ -163,7 +166,7 @@ where
         Box::pin(async move {
             match tokio::time::timeout(timeout, fut).await {
                 Ok(result) => result,
-                Err(_) => Ok(json_error(
+                Err(_) => Ok(super::json_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     -32603,
                     "request timed out",

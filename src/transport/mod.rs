@@ -1,6 +1,8 @@
 //! Transports: newline-delimited JSON-RPC over stdio ([`lines`]) and one TCP port with JSON-RPC
-//! over HTTP and WebSocket, the REST shim, health and metrics endpoints ([`http`]).
+//! over HTTP and WebSocket, the REST shim, registry events, health and metrics endpoints
+//! ([`http`]).
 
+mod events;
 mod front;
 pub mod http;
 pub mod lines;
@@ -18,6 +20,16 @@ pub(crate) fn respond(
         ::http::HeaderValue::from_static(content_type),
     );
     response
+}
+
+/// `{"error":{"code","message"}}` with `status`: our own refusals, in the REST shim's format.
+pub(crate) fn json_error(
+    status: ::http::StatusCode,
+    code: i32,
+    message: &str,
+) -> jsonrpsee::server::HttpResponse {
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    respond(status, "application/json", body)
 }
 
 /// Resolves on Ctrl-C or SIGTERM; every transport shuts down on it.

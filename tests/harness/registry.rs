@@ -39,6 +39,22 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry and waits for its "listening on" line.
     pub fn start(mode: Mode<'_>) -> Registry {
+        Registry::start_with(mode, "")
+    }
+
+    /// Starts an open registry that sends its notifications to `url` with `Authorization:
+    /// Bearer <token>`, as events.md configures it.
+    pub fn notifying(url: &str, token: &str) -> Registry {
+        Registry::start_with(
+            Mode::Open,
+            &format!(
+                "notifications:\n  endpoints:\n    - name: dimsum\n      url: {url}\n      headers:\n        Authorization: [Bearer {token}]\n      timeout: 2s\n      threshold: 5\n      backoff: 100ms\n"
+            ),
+        )
+    }
+
+    /// Starts a registry with `extra` appended to its configuration.
+    pub fn start_with(mode: Mode<'_>, extra: &str) -> Registry {
         super::require("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let tls = matches!(mode, Mode::OpenTls);
@@ -90,7 +106,7 @@ impl Registry {
             (String::new(), auth)
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: dimsum-test\n{http}compatibility:\n  schema1:\n    enabled: true\n{auth}",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: dimsum-test\n{http}compatibility:\n  schema1:\n    enabled: true\n{auth}{extra}",
             dir.path().join("data").display()
         );
         let config_path = dir.path().join("config.yml");

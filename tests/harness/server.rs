@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use dimsum::reload::Live;
 use dimsum::transport::http::{Limits, serve};
 use dimsum::{Config, Dimsum};
 
@@ -10,6 +11,8 @@ use dimsum::{Config, Dimsum};
 pub struct Served {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The live service, for its counters.
+    pub live: Arc<Live>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -17,25 +20,40 @@ pub struct Served {
 impl Served {
     /// Serves the accounts of `config`.
     pub fn start(config: &Path) -> Served {
-        let config = Config::from_paths(&[config.to_owned()]).unwrap();
-        let service = Dimsum::new(&config);
-        let live = Arc::new(dimsum::reload::Live::new(
-            service,
-            config.settings.api_token.clone(),
-            Vec::new(),
-        ));
-        // Bound before serving starts, so connections queue instead of being refused.
+        let (listener, _) = Served::bind();
+        Served::start_on(listener, config)
+    }
+
+    /// A listener on a free loopback port and its `http://` URL: bound before serving starts,
+    /// so connections queue instead of being refused, and so a registry can be told the URL
+    /// before the configuration naming that registry exists.
+    pub fn bind() -> (std::net::TcpListener, String) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        (listener, url)
+    }
+
+    /// Serves the accounts of `config` on `listener`.
+    pub fn start_on(listener: std::net::TcpListener, config: &Path) -> Served {
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let config = Config::from_paths(&[config.to_owned()]).unwrap();
+        let service = Dimsum::new(&config);
+        let live = Arc::new(Live::new(service, &config.settings, Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, live, Limits::default(), async {
+        let task = tokio::spawn(serve(listener, live.clone(), Limits::default(), async {
             let _ = stopped.await;
         }));
         Served {
             url,
+            live,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// The service's counters.
+    pub fn metrics(&self) -> Arc<dimsum::metrics::Metrics> {
+        self.live.current().metrics().clone()
     }
 
     /// `ws://127.0.0.1:<port>`.

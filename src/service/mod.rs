@@ -8,18 +8,23 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
 use crate::cache::disk::Scope;
-use crate::cache::{Caches, Entry, Key, TagKey};
+use crate::cache::{Caches, Dated, Entry, Key, TagKey};
 use crate::config::{self, Config};
 use crate::error::Error;
 use crate::history::{self, Extension};
 use crate::metrics::{CacheName, Metrics};
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{self, Client, Digest, Fetched, Platform, Reference, Repository};
+
+mod notice;
+mod pin;
+
+pub use notice::{AccountMatch, Applied};
 
 /// What to look up: an image in an account, optionally for a platform.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +37,9 @@ pub struct ImageRequest<'a> {
     pub reference: &'a str,
     /// `os/arch[/variant]` for indexes; default linux/amd64 as distribution chose.
     pub platform: Option<&'a str>,
+    /// The digest the trigger saw (a manifest, index or config digest), if any: see
+    /// [`Dimsum::history`] on pinning.
+    pub digest: Option<&'a str>,
 }
 
 /// A manifest as the registry holds it.
@@ -79,6 +87,8 @@ pub struct Dimsum {
     call_timeout: Duration,
     limits: registry::Limits,
     cache_settings: crate::cache::Settings,
+    /// `events.quietSeconds`, when events are configured.
+    events_quiet: Option<Duration>,
     caches: Arc<Caches>,
     metrics: Arc<Metrics>,
 }
@@ -204,6 +214,7 @@ impl Dimsum {
             call_timeout: config.settings.call_timeout,
             limits: config.settings.limits.clone(),
             cache_settings: config.settings.cache.clone(),
+            events_quiet: config.settings.events.as_ref().map(|e| e.quiet),
             caches,
             metrics,
         }
@@ -240,6 +251,7 @@ impl Dimsum {
 
     /// The manifest (an index is resolved to one platform), its digest and media type.
     pub async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
+        let req = self.pin(req).await?;
         let parsed = self.parse(req)?;
         let fetched = match self.cached(&parsed).await {
             Some(f) => f,
@@ -253,12 +265,13 @@ impl Dimsum {
         })
     }
 
-    /// All history entries.
+    /// All history entries. With a trigger digest, of the image it names (see `service::pin`).
     pub async fn history(
         &self,
         req: ImageRequest<'_>,
         options: history::Options,
     ) -> Result<Arc<HistoryAnswer>, Error> {
+        let req = self.pin(req).await?;
         let parsed = self.parse(req)?;
         if let Some(fetched) = self.cached(&parsed).await {
             let key = parsed.history_key(fetched.digest.clone(), options.strict);
@@ -431,23 +444,54 @@ impl Dimsum {
     async fn digest_of_tag(&self, p: &Parsed<'_>) -> Result<Digest, Error> {
         let key = p.tag_key();
         let Some(tags) = &self.caches.tags else {
-            return self.lookup_tag(p, key).await;
+            return Ok(self.lookup_tag(p, key).await?.value);
         };
-        if let Some(digest) = tags.get(&key).await {
+        let started = Instant::now();
+        if let Some(entry) = tags.get(&key).await {
             self.metrics.cache(CacheName::tag, true);
-            return Ok(digest);
+            return Ok(entry.value);
         }
         self.metrics.cache(CacheName::tag, false);
-        tags.try_get_with(key.clone(), Box::pin(self.lookup_tag(p, key)))
+        let entry = tags
+            .try_get_with(key.clone(), Box::pin(self.lookup_tag(p, key.clone())))
             .await
-            .map_err(Arc::unwrap_or_clone)
+            .map_err(Arc::unwrap_or_clone)?;
+        if entry.fresh_at(started) {
+            return Ok(entry.value);
+        }
+        // This lookup joined a request sent longer ago than the tag may be trusted (a slow
+        // registry): its answer may predate a push this lookup must see. Ask again.
+        let entry = self.lookup_tag(p, key.clone()).await?;
+        tags.insert(key, entry.clone()).await;
+        Ok(entry.value)
     }
 
-    async fn lookup_tag(&self, p: &Parsed<'_>, key: TagKey) -> Result<Digest, Error> {
+    /// Asks the registry where a tag points, dated by when it was asked; an event that came
+    /// after the question was sent outranks the answer.
+    async fn lookup_tag(&self, p: &Parsed<'_>, key: TagKey) -> Result<Dated<Digest>, Error> {
+        let asked = Instant::now();
+        let ttl = self.tag_ttl(&p.account.name);
+        let answer = self.ask_tag(p, &key).await;
+        match self.caches.announced.get(&key).await {
+            Some(event) if event.asked >= asked => match event.value {
+                Some(digest) => Ok(Dated::new(digest, event.asked, ttl)),
+                None => Err(registry_error(
+                    &p.account.name,
+                    registry::Error::NotFound {
+                        what: format!("tag {}:{}", p.repository, p.reference),
+                        detail: "deleted (registry event)".to_owned(),
+                    },
+                )),
+            },
+            _ => answer.map(|digest| Dated::new(digest, asked, ttl)),
+        }
+    }
+
+    async fn ask_tag(&self, p: &Parsed<'_>, key: &TagKey) -> Result<Digest, Error> {
         let (account, repo, tag) = (p.account, &p.repository, &p.reference);
         // (digest, seen by this process): a digest from disk is older than anything we remember,
         // so it is revalidated but never served stale.
-        let known = match self.caches.known.get(&key).await {
+        let known = match self.caches.known.get(key).await {
             Some(known) => Some((known, true)),
             None => self
                 .read_disk(|d| d.tag(&p.scope(), &key.reference))
@@ -461,7 +505,7 @@ impl Dimsum {
                     if digest != known {
                         self.write_disk(|d| d.put_tag(&p.scope(), &key.reference, &digest));
                     }
-                    self.caches.known.insert(key, digest.clone()).await;
+                    self.caches.known.insert(key.clone(), digest.clone()).await;
                     return Ok(digest);
                 }
                 Ok(None) => {}
@@ -495,19 +539,22 @@ impl Dimsum {
                 Entry::Manifest(Arc::new(fetched)),
             )
             .await;
-        self.caches.known.insert(key, digest.clone()).await;
+        self.caches.known.insert(key.clone(), digest.clone()).await;
         Ok(digest)
+    }
+
+    fn account(&self, name: &str) -> Result<&Account, Error> {
+        self.accounts
+            .get(name)
+            .ok_or_else(|| Error::UnknownAccount {
+                account: name.to_owned(),
+                known: self.accounts.keys().cloned().collect(),
+            })
     }
 
     /// Everything a lookup needs before any I/O; bad input fails here.
     fn parse(&self, req: ImageRequest<'_>) -> Result<Parsed<'_>, Error> {
-        let account = self
-            .accounts
-            .get(req.account)
-            .ok_or_else(|| Error::UnknownAccount {
-                account: req.account.to_owned(),
-                known: self.accounts.keys().cloned().collect(),
-            })?;
+        let account = self.account(req.account)?;
         let unusable = |reason: &str| Error::AccountUnusable {
             account: req.account.to_owned(),
             reason: reason.to_owned(),
@@ -554,9 +601,9 @@ impl Dimsum {
         let digest = match &p.reference {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(_) => {
-                let digest = self.caches.tags.as_ref()?.get(&p.tag_key()).await?;
+                let entry = self.caches.tags.as_ref()?.get(&p.tag_key()).await?;
                 self.metrics.cache(CacheName::tag, true);
-                digest
+                entry.value
             }
         };
         let top = self.cached_manifest(p, digest).await?;
@@ -596,9 +643,10 @@ impl Dimsum {
         if let Some(negative) = &self.caches.negative {
             if let Some(e) = negative.get(&negative_key).await {
                 self.metrics.cache(CacheName::negative, true);
-                return Err(e);
+                return Err(e.value);
             }
         }
+        let asked = Instant::now();
         let result = self.resolve_uncached(p).await;
         if let (
             Some(negative),
@@ -611,7 +659,10 @@ impl Dimsum {
         ) = (&self.caches.negative, &result)
         {
             self.metrics.cache(CacheName::negative, false);
-            negative.insert(negative_key, e.clone()).await;
+            let ttl = self.cache_settings.negative_ttl;
+            negative
+                .insert(negative_key, Dated::new(e.clone(), asked, ttl))
+                .await;
         }
         result
     }
