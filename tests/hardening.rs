@@ -622,6 +622,7 @@ async fn no_secret_appears_in_any_output() {
     let htpasswd_password = "htpasswd-secret-9f1c";
     let token_password = "issuer-secret-77ab";
     let api_token = "api-token-secret-0d2e-0d2e";
+    let events_token = "events-token-secret-5e1a-5e1a";
     let basic_registry = Registry::start(Mode::Htpasswd(&[("ci", htpasswd_password)]));
     let pusher = Pusher::new(
         &basic_registry.url(),
@@ -653,13 +654,16 @@ async fn no_secret_appears_in_any_output() {
     std::fs::write(&password_file, format!("{token_password}\n")).unwrap();
     let token_file = dir.path().join("api");
     std::fs::write(&token_file, api_token).unwrap();
+    let events_file = dir.path().join("events");
+    std::fs::write(&events_file, events_token).unwrap();
     let yaml = format!(
-        "dimsum:\n  retries: 0\n  auth:\n    tokenFile: {}\ndockerRegistry:\n  accounts:\n\
+        "dimsum:\n  retries: 0\n  auth:\n    tokenFile: {}\n  events:\n    tokenFile: {}\ndockerRegistry:\n  accounts:\n\
          \x20 - {{name: basic, address: \"{}\", username: ci, password: {htpasswd_password}}}\n\
          \x20 - {{name: wrong, address: \"{}\", username: ci, password: {htpasswd_password}-not}}\n\
          \x20 - {{name: token, address: \"{}\", username: alice, passwordFile: {}}}\n\
          \x20 - {{name: command, address: \"{}\", username: alice, passwordCommand: \"echo {token_password}\"}}\n",
         token_file.display(),
+        events_file.display(),
         basic_registry.url(),
         basic_registry.url(),
         token_registry.url(),
@@ -740,6 +744,21 @@ async fn no_secret_appears_in_any_output() {
             output.extend(req.send().await.unwrap().bytes().await.unwrap());
         }
     }
+    // Registry events, with the token in the header and, as Quay must, in the URL.
+    let event = r#"{"repository":"team/app","docker_url":"x/team/app","updated_tags":["v1"]}"#;
+    for (query, auth) in [
+        (String::new(), Some(format!("Bearer {events_token}"))),
+        (format!("&token={events_token}"), None),
+        ("&token=wrong-wrong-wrong-wrong".into(), None),
+    ] {
+        let mut req = http()
+            .post(format!("http://{addr}/events?account=basic{query}"))
+            .body(event);
+        if let Some(a) = &auth {
+            req = req.header("authorization", a);
+        }
+        output.extend(req.send().await.unwrap().bytes().await.unwrap());
+    }
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &child.id().unwrap().to_string()])
@@ -756,10 +775,12 @@ async fn no_secret_appears_in_any_output() {
         "trace logging was on"
     );
     assert!(text.contains("revision"), "the scenarios did run");
+    assert!(text.contains(r#""received":1"#), "the events were taken");
     let mut secrets = vec![
         htpasswd_password.to_owned(),
         token_password.to_owned(),
         api_token.to_owned(),
+        events_token.to_owned(),
         STANDARD.encode(format!("ci:{htpasswd_password}")),
         STANDARD.encode(format!("alice:{token_password}")),
     ];

@@ -532,42 +532,53 @@ async fn the_orca_stage_urls_are_answered() {
     ))
     .unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
-    let trigger = [
-        ("account", "local"),
-        ("repository", "team/app"),
-        ("tag", "v1"),
-    ];
-    for entry in doc["webhook"]["preconfigured"].as_sequence().unwrap() {
-        let mut url = entry["url"].as_str().unwrap().to_owned();
-        for p in entry["parameters"].as_sequence().unwrap() {
-            let mut value = p["defaultValue"].as_str().unwrap().to_owned();
-            for (k, v) in trigger {
-                value = value.replace(&format!("${{trigger['{k}']}}"), v);
+    // Without a digest (Orca's Elvis gives ''), and with the one trackDigests puts there.
+    for digest in ["", w.digest.as_str()] {
+        let trigger = [
+            ("account", "local"),
+            ("repository", "team/app"),
+            ("tag", "v1"),
+            ("digest", digest),
+        ];
+        for entry in doc["webhook"]["preconfigured"].as_sequence().unwrap() {
+            let mut url = entry["url"].as_str().unwrap().to_owned();
+            for p in entry["parameters"].as_sequence().unwrap() {
+                let mut value = p["defaultValue"].as_str().unwrap().to_owned();
+                for (k, v) in trigger {
+                    value = value.replace(&format!("${{trigger['{k}']}}"), v);
+                    value = value.replace(&format!("${{trigger['{k}'] ?: ''}}"), v);
+                }
+                url = url.replace(
+                    &format!("${{parameterValues['{}']}}", p["name"].as_str().unwrap()),
+                    &value,
+                );
             }
-            url = url.replace(
-                &format!("${{parameterValues['{}']}}", p["name"].as_str().unwrap()),
-                &value,
-            );
+            assert!(!url.contains("${"), "{url}");
+            answered_like_the_stage(&server, &url, entry["type"].as_str().unwrap()).await;
         }
-        // Point the stage's host at the test server.
-        let path = &url[url.find("://").unwrap() + 3..];
-        let url = format!("{}{}", server.url, &path[path.find('/').unwrap()..]);
-        let r = http()
-            .get(&url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{url}");
-        assert_eq!(r.headers()["content-type"], "application/json");
-        let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-        // What the README's SpEL reads: …['webhook']['body']['config']['Labels']['revision'].
-        let revision = match entry["type"].as_str().unwrap() {
-            "dimsum" => &body["config"]["Labels"]["revision"],
-            _ => &body["revision"],
-        };
-        assert_eq!(revision, "abc123", "{url}");
     }
+}
+
+/// Calls an Orca stage's URL on `server` and reads the label the README's SpEL reads.
+async fn answered_like_the_stage(server: &Served, url: &str, stage: &str) {
+    // Point the stage's host at the test server.
+    let path = &url[url.find("://").unwrap() + 3..];
+    let url = format!("{}{}", server.url, &path[path.find('/').unwrap()..]);
+    let r = http()
+        .get(&url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    // What the README's SpEL reads: …['webhook']['body']['config']['Labels']['revision'].
+    let revision = match stage {
+        "dimsum" => &body["config"]["Labels"]["revision"],
+        _ => &body["revision"],
+    };
+    assert_eq!(revision, "abc123", "{url}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,14 +17,17 @@ fn entries(webhook_root: &Value) -> Vec<Value> {
 }
 
 /// Fills `${parameterValues['x']}` with each parameter's default, and `${trigger['k']}` from a
-/// Docker trigger, the way Deck and Orca do.
+/// Docker trigger, the way Deck and Orca do; `${trigger['k'] ?: ''}` is empty when the trigger
+/// has no `k` (SpEL's Elvis operator on a missing map key).
 fn fill(entry: &Value, trigger: &[(&str, &str)]) -> String {
     let mut url = entry["url"].as_str().unwrap().to_owned();
     for p in entry["parameters"].as_sequence().unwrap() {
         let mut value = p["defaultValue"].as_str().unwrap().to_owned();
         for (k, v) in trigger {
             value = value.replace(&format!("${{trigger['{k}']}}"), v);
+            value = value.replace(&format!("${{trigger['{k}'] ?: ''}}"), v);
         }
+        value = value.replace("${trigger['digest'] ?: ''}", "");
         url = url.replace(
             &format!("${{parameterValues['{}']}}", p["name"].as_str().unwrap()),
             &value,
@@ -37,7 +40,7 @@ fn fill(entry: &Value, trigger: &[(&str, &str)]) -> String {
 #[test]
 fn every_url_is_a_route() {
     let root = load("orca/preconfigured-webhooks.yml");
-    let triggers: [&[(&str, &str)]; 3] = [
+    let triggers: [&[(&str, &str)]; 4] = [
         &[
             ("account", "my-registry"),
             ("repository", "team/app"),
@@ -55,6 +58,16 @@ fn every_url_is_a_route() {
             ("account", "ecr"),
             ("repository", "a/b/c"),
             ("tag", "latest"),
+        ],
+        // trackDigests or inspectDigests: the trigger carries a digest.
+        &[
+            ("account", "ecr"),
+            ("repository", "a/b/c"),
+            ("tag", "latest"),
+            (
+                "digest",
+                "sha256:3d5ef317fb4ef071eebe08e1a58ffca6a4f1ab92fa7b98f97a2cf472659ddc2a",
+            ),
         ],
     ];
     let mut types = Vec::new();
@@ -78,6 +91,11 @@ fn every_url_is_a_route() {
                 [&call.account, &call.repository, &call.reference],
                 [trigger[0].1, trigger[1].1, trigger[2].1]
             );
+            let digest = trigger
+                .iter()
+                .find(|(k, _)| *k == "digest")
+                .map(|(_, v)| *v);
+            assert_eq!(call.digest.as_deref(), digest, "{url}");
             match entry["type"].as_str().unwrap() {
                 "dimsum" => assert_eq!(
                     call.action,

@@ -258,7 +258,11 @@ mod tests {
     use crate::config::Config;
 
     fn service(accounts: &str) -> Dimsum {
-        let yaml = format!("dockerRegistry:\n  accounts:\n{accounts}");
+        with_settings("", accounts)
+    }
+
+    fn with_settings(settings: &str, accounts: &str) -> Dimsum {
+        let yaml = format!("{settings}dockerRegistry:\n  accounts:\n{accounts}");
         let layer = crate::config::Layer::from_reader("t.yml", yaml.as_bytes(), &|_| None);
         Dimsum::new(&Config::from_layers(vec![layer.unwrap()]).unwrap())
     }
@@ -310,5 +314,42 @@ mod tests {
             Err(AccountMatch::Ambiguous { accounts, .. }) => assert_eq!(accounts, ["a", "b"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_long_tag_ttl_holds_only_while_the_registry_is_heard() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "0123456789abcdef0123").unwrap();
+        let account = "  - {name: local, address: \"http://127.0.0.1:5000\"}\n";
+        let long = "dimsum:\n  cache:\n    tagTtlSeconds: 300\n";
+        let events = format!("{long}  events:\n    tokenFile: {}\n", token.display());
+        let s = with_settings(&events, account);
+        assert_eq!(s.tag_ttl("local"), LIVE, "never heard: live");
+        let pull = Notice {
+            host: None,
+            repository: "team/app".into(),
+            change: Change::Ignored(crate::events::Ignored::Pull),
+        };
+        assert_eq!(s.apply("local", &pull).await.unwrap(), Applied::Ignored);
+        assert_eq!(
+            s.tag_ttl("local"),
+            Duration::from_secs(300),
+            "heard: trusted"
+        );
+        let quiet = format!("{events}    quietSeconds: 0\n");
+        let s = with_settings(&quiet, account);
+        s.apply("local", &pull).await.unwrap();
+        assert_eq!(
+            s.tag_ttl("local"),
+            LIVE,
+            "quiet for longer than quietSeconds"
+        );
+        let s = with_settings(long, account);
+        assert_eq!(
+            s.tag_ttl("local"),
+            Duration::from_secs(300),
+            "no events: as configured"
+        );
     }
 }
