@@ -73,4 +73,6 @@ fn the_image_and_the_manifests_agree() {
     let config = dimsum::Config::from_layers(vec![layer]).unwrap();
     assert_eq!(config.accounts.len(), 2);
     assert!(config.settings.api_token.is_some());
+    assert!(config.settings.events.is_some(), "/events is on");
+    assert_eq!(config.settings.cache.tag_ttl.as_secs(), 1, "live tags");
 }
