@@ -66,6 +66,44 @@ pub struct Settings {
     pub api_token: Option<crate::credentials::Secret>,
     /// Registry notifications on `POST /events`, when `events.tokenFile` is set.
     pub events: Option<Events>,
+    /// Connection and request bounds of `serve` (read at start; a reload does not change them).
+    pub server: ServerLimits,
+}
+
+/// `dimsum.server`: what one client may hold of `serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Client sockets at once (`maxConnections`); beyond it a new one is closed at once.
+    pub max_connections: usize,
+    /// From a connection's start, or the end of its previous answer, until the next request's
+    /// headers are complete (`headerTimeoutMillis`): slow headers and idle keep-alive
+    /// connections are closed after it.
+    pub header_timeout: Duration,
+    /// For a JSON-RPC request's body to arrive (`bodyTimeoutMillis`); then 408.
+    pub body_timeout: Duration,
+    /// For a whole request before it is answered 503 (`requestTimeoutMillis`; lookups have
+    /// `callTimeoutMillis`, shorter).
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub max_request_bytes: u32,
+    /// Largest response body.
+    pub max_response_bytes: u32,
+    /// How long shutdown waits for in-flight requests.
+    pub drain: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
+            drain: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `dimsum.events`: what registry notifications are trusted to do.
@@ -91,6 +129,7 @@ impl Default for Settings {
             cache: crate::cache::Settings::default(),
             api_token: None,
             events: None,
+            server: ServerLimits::default(),
         }
     }
 }
@@ -120,6 +159,28 @@ struct RawSettings {
     /// Registry notifications (`POST /events`).
     #[serde(default)]
     events: RawEvents,
+    /// Connection and request bounds of `serve`.
+    #[serde(default)]
+    server: RawServer,
+}
+
+/// `dimsum.server`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawServer {
+    /// Client sockets at once. Default 1024.
+    #[serde(default, deserialize_with = "flex_u64")]
+    max_connections: Option<u64>,
+    /// Milliseconds for a request's headers to arrive, counted from the connection's start or
+    /// the previous answer (so also the keep-alive idle limit). Default 10000.
+    #[serde(default, deserialize_with = "flex_u64")]
+    header_timeout_millis: Option<u64>,
+    /// Milliseconds for a JSON-RPC request's body to arrive. Default 10000.
+    #[serde(default, deserialize_with = "flex_u64")]
+    body_timeout_millis: Option<u64>,
+    /// Milliseconds for a whole request. Default 30000.
+    #[serde(default, deserialize_with = "flex_u64")]
+    request_timeout_millis: Option<u64>,
 }
 
 /// `dimsum.events`.
@@ -412,6 +473,19 @@ impl RawSettings {
                     .quiet_seconds
                     .map_or(DEFAULT_EVENTS_QUIET, Duration::from_secs),
             });
+        }
+        let server = &self.server;
+        if let Some(n) = server.max_connections.filter(|v| *v > 0) {
+            s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        for (ms, slot) in [
+            (server.header_timeout_millis, &mut s.server.header_timeout),
+            (server.body_timeout_millis, &mut s.server.body_timeout),
+            (server.request_timeout_millis, &mut s.server.request_timeout),
+        ] {
+            if let Some(ms) = ms.filter(|v| *v > 0) {
+                *slot = Duration::from_millis(ms);
+            }
         }
         if let Some(ms) = self.call_timeout_millis.filter(|v| *v > 0) {
             s.call_timeout = Duration::from_millis(ms);

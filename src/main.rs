@@ -91,7 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
             eprintln!("dimsum: listening on {}", listener.local_addr()?);
-            let limits = transport::http::Limits::default();
+            let limits = config.settings.server.clone();
             if config.settings.api_token.is_none() && !listen.ip().is_loopback() {
                 tracing::warn!(%listen, "serving beyond loopback without authentication");
                 eprintln!(

@@ -87,6 +87,22 @@ struct Prefetch {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Shed {
+    /// `cap` (closed at accept: the cap was reached) or `timeout` (headers too slow).
+    reason: &'static str,
+}
+
+/// An open client connection, counted until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The counters. Cheap to update from any task.
 #[derive(Debug)]
 pub struct Metrics {
@@ -99,6 +115,8 @@ pub struct Metrics {
     reloads: Family<Outcome, Counter>,
     events: Family<Event, Counter>,
     prefetches: Family<Prefetch, Counter>,
+    connections: Gauge,
+    shed: Family<Shed, Counter>,
 }
 
 impl Default for Metrics {
@@ -157,8 +175,22 @@ impl Default for Metrics {
             "Pre-fetches of pushed tags, by account and outcome",
             prefetches.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            connections.clone(),
+        );
+        let shed = Family::<Shed, Counter>::default();
+        registry.register(
+            "connections_shed",
+            "Client connections closed by dimsum, by reason (cap, timeout)",
+            shed.clone(),
+        );
         Metrics {
             registry,
+            connections,
+            shed,
             events,
             prefetches,
             upstream,
@@ -227,6 +259,27 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Counts a client connection as open until the guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.connections.inc();
+        OpenConnection(self.connections.clone())
+    }
+
+    /// Counts a client connection closed by dimsum for `reason`.
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&Shed { reason }).inc();
+    }
+
+    /// Client connections open now.
+    pub fn connections_open(&self) -> i64 {
+        self.connections.get()
+    }
+
+    /// Client connections closed by dimsum for `reason` so far.
+    pub fn shed_count(&self, reason: &'static str) -> u64 {
+        self.shed.get(&Shed { reason }).map_or(0, |c| c.get())
     }
 
     /// Counts one registry notification (or one refused request, with empty labels).

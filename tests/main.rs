@@ -9,6 +9,7 @@ mod harness;
 
 mod auth;
 mod cache;
+mod clients;
 mod conversion;
 mod deploy;
 mod errors;

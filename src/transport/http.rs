@@ -1,8 +1,10 @@
 //! One TCP port: JSON-RPC over HTTP POST and WebSocket (jsonrpsee), the REST shim
 //! ([`dimsum_rest::RestLayer`]), registry notifications ([`super::events`]) and the operator
 //! endpoints of [`super::front`]. Middleware order: front (health, metrics, request log) → events
-//! (`POST /events`, its own token) → guard (API token, deadline) → REST shim → jsonrpsee.
-//! Limits on body size, connections and request time; graceful shutdown with a bounded drain.
+//! (`POST /events`, its own token) → guard (API token, deadline) → bodies (408, 413) → REST shim
+//! → jsonrpsee.
+//! Connections are accepted by [`super::connections`] (a cap on sockets, a header timeout);
+//! limits on body size, body time and request time; graceful shutdown with a bounded drain.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,58 +14,50 @@ use std::time::Duration;
 
 use dimsum_rest::RestLayer;
 use http::{Request, StatusCode};
-use jsonrpsee::server::{HttpResponse, Server, ServerConfig};
+use jsonrpsee::Methods;
+use jsonrpsee::server::{HttpResponse, PingConfig, Server, ServerConfig, stop_channel};
 use tower::{Layer, Service};
 
+use super::body::BodyLayer;
+use super::connections;
 use super::events::EventsLayer;
 use super::front::FrontLayer;
+use crate::config::ServerLimits;
 use crate::reload::Live;
 use crate::rpc::{DimsumApiServer as _, Rpc};
 
-/// Server limits and caller authentication.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Longest a request may take before it is answered 503 (lookups have their own, shorter
-    /// bound; this catches everything else).
-    pub request_timeout: Duration,
-    /// Largest request body.
-    pub max_request_bytes: u32,
-    /// Largest response body.
-    pub max_response_bytes: u32,
-    /// Connections at once.
-    pub max_connections: u32,
-    /// How long shutdown waits for in-flight requests.
-    pub drain: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            request_timeout: Duration::from_secs(30),
-            max_request_bytes: 1024 * 1024,
-            max_response_bytes: 64 * 1024 * 1024,
-            max_connections: 1024,
-            drain: Duration::from_secs(10),
-        }
-    }
-}
+/// WebSocket keep-alive: a ping every 30 s; a client silent for 60 s, twice, is disconnected.
+/// The header timeout does not apply once a connection is upgraded.
+pub const WS_PING: Duration = Duration::from_secs(30);
+/// See [`WS_PING`].
+pub const WS_INACTIVE: Duration = Duration::from_secs(60);
 
 /// Serves on `listener` until `shutdown` resolves, then drains for at most `limits.drain`.
 pub async fn serve(
     listener: std::net::TcpListener,
     live: Arc<Live>,
-    limits: Limits,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let ping = PingConfig::new()
+        .ping_interval(WS_PING)
+        .inactive_limit(WS_INACTIVE)
+        .max_failures(2);
     let config = ServerConfig::builder()
         .max_request_body_size(limits.max_request_bytes)
         .max_response_body_size(limits.max_response_bytes)
-        .max_connections(limits.max_connections)
+        .max_connections(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
+        .enable_ws_ping(ping)
         .build();
     let guard = GuardLayer {
         live: live.clone(),
         timeout: limits.request_timeout,
+    };
+    let bodies = BodyLayer {
+        max_bytes: u64::from(limits.max_request_bytes),
+        timeout: limits.body_timeout,
     };
     let events = EventsLayer::new(
         live.clone(),
@@ -74,21 +68,23 @@ pub async fn serve(
         .layer(FrontLayer::new(live.clone()))
         .layer(events)
         .layer(guard)
+        .layer(bodies)
         .layer(RestLayer::new(Rpc::new(live.clone())));
-    let server = Server::builder()
+    let builder = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)
-        .build_from_tcp(listener)?;
-    let handle = server.start(Rpc::new(live).into_rpc());
-    shutdown.await;
-    tracing::info!("shutting down");
-    let _ = handle.stop();
-    if tokio::time::timeout(limits.drain, handle.stopped())
-        .await
-        .is_err()
-    {
-        tracing::warn!(drain = ?limits.drain, "in-flight requests did not finish in time");
-    }
+        .to_service_builder();
+    let methods: Methods = Rpc::new(live.clone()).into_rpc().into();
+    let (stop, handle) = stop_channel();
+    let metrics = live.current().metrics().clone();
+    let per_connection = || builder.clone().build(methods.clone(), stop.clone());
+    let accepting = connections::accept(listener, per_connection, &limits, metrics, stop.clone());
+    let stopping = async {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = handle.stop();
+    };
+    tokio::join!(accepting, stopping);
     Ok(())
 }
 

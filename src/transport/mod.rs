@@ -2,6 +2,8 @@
 //! over HTTP and WebSocket, the REST shim, registry events, health and metrics endpoints
 //! ([`http`]).
 
+mod body;
+mod connections;
 mod events;
 mod front;
 pub mod http;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use dimsum::reload::Live;
-use dimsum::transport::http::{Limits, serve};
+use dimsum::transport::http::serve;
 use dimsum::{Config, Dimsum};
 
 /// A running server; stopped on drop.
@@ -40,7 +40,8 @@ impl Served {
         let service = Dimsum::new(&config);
         let live = Arc::new(Live::new(service, &config.settings, Vec::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, live.clone(), Limits::default(), async {
+        let limits = config.settings.server.clone();
+        let task = tokio::spawn(serve(listener, live.clone(), limits, async {
             let _ = stopped.await;
         }));
         Served {
