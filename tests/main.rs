@@ -19,3 +19,4 @@ mod hardening;
 mod load;
 mod operate;
 mod serve;
+mod wire;

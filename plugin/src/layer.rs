@@ -1,8 +1,8 @@
 //! [`RestLayer`]: answers the REST routes by asking a [`Backend`] (the same service the JSON-RPC
 //! methods call), so a REST lookup never goes through JSON-RPC encoding and decoding.
 //!
-//! One port serves everything: `POST /` and WebSocket upgrades pass through to jsonrpsee
-//! untouched; a path that matches [`crate::routes`] becomes a typed [`Call`], and the backend's
+//! One port serves everything: `/` (JSON-RPC over `POST` and WebSocket) passes through to the
+//! inner service untouched; a path that matches [`crate::routes`] becomes a typed [`Call`], and the backend's
 //! answer is rendered: the raw bytes on success, a JSON error with the status from
 //! [`crate::codes`] otherwise. Every response is `Content-Type: application/json`, because Orca
 //! parses nothing else (spinnaker.md §3.6).
@@ -49,7 +49,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Answer, ErrorObjectOwned>> + Send + 'static;
 }
 
-/// Mounts the REST routes on a jsonrpsee HTTP server.
+/// Mounts the REST routes in front of the JSON-RPC endpoint.
 #[derive(Debug, Clone)]
 pub struct RestLayer<B> {
     backend: B,
@@ -101,7 +101,7 @@ where
 
     fn call(&mut self, req: Request<Body>) -> BoxFuture {
         let path = req.uri().path();
-        if path == "/" || req.headers().contains_key(http::header::UPGRADE) {
+        if path == "/" {
             let fut = self.inner.call(req.map(HttpBody::new));
             return Box::pin(async move { fut.await.map_err(Into::into) });
         }
@@ -117,6 +117,10 @@ where
                 let msg = format!("malformed percent-encoding, or an encoded '/', in {segment:?}");
                 return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
             }
+            Err(NoRoute::Repeated(name)) => {
+                let msg = format!("invalid params: {name} is given more than once");
+                return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
+            }
             Err(NoRoute::BadLevel(level)) => {
                 let msg = format!("invalid level {level:?}: expected a non-negative integer");
                 return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
@@ -125,13 +129,12 @@ where
         // Orca's webhook default is POST; accept it on REST paths too.
         if !matches!(*req.method(), Method::GET | Method::HEAD | Method::POST) {
             let msg = format!("method {} not allowed; use GET", req.method());
-            return ready(error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                -32600,
-                &msg,
-                None,
-                None,
-            ));
+            let mut response = error(StatusCode::METHOD_NOT_ALLOWED, -32600, &msg, None, None);
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST"),
+            );
+            return ready(response);
         }
         let action = call.action;
         let answer = self.backend.answer(call);

@@ -4,7 +4,7 @@
 //! - [`codes`]: the application error codes, their names, and the code → HTTP status table.
 //! - [`routes`]: the original dimsum's REST paths → a typed [`routes::Call`] (the JSON-RPC
 //!   method's params).
-//! - [`layer`]: [`RestLayer`], a tower layer mounted on jsonrpsee's HTTP server that answers those
+//! - [`layer`]: [`RestLayer`], a tower layer in front of the JSON-RPC endpoint that answers those
 //!   paths by asking a [`layer::Backend`] (the service behind the JSON-RPC methods) and rendering
 //!   its answer.
 //!

@@ -52,7 +52,13 @@ pub enum NoRoute {
     BadEncoding(String),
     /// `?level=` is not a non-negative integer.
     BadLevel(String),
+    /// A parameter given more than once (`level`, `platform`, `strict`, `digest`): a proxy in
+    /// front might read another value than dimsum.
+    Repeated(&'static str),
 }
+
+/// The query parameters the routes read; each may appear once.
+const PARAMS: [&str; 4] = ["level", "platform", "strict", "digest"];
 
 /// Matches `path` (without the query) and `query` to a call.
 pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
@@ -92,27 +98,25 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         platform: None,
         digest: None,
     };
-    // The first value of each key wins, as Go's `Query().Get` gave the original.
-    let (mut seen_level, mut seen_strict) = (false, false);
-    for (key, value) in query_params(query.unwrap_or(""))? {
+    let pairs = query_params(query.unwrap_or(""))?;
+    for name in PARAMS {
+        if pairs.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(NoRoute::Repeated(name));
+        }
+    }
+    for (key, value) in pairs {
         match (key.as_str(), &mut action) {
-            ("level", Action::History { level, .. }) if !seen_level => {
-                seen_level = true;
-                // An empty level is no level, as in the original.
-                if !value.is_empty() {
-                    let n = value.strip_prefix('+').unwrap_or(&value).parse::<u64>();
-                    *level = Some(n.map_err(|_| NoRoute::BadLevel(value))?);
-                }
+            // An empty level is no level, as in the original.
+            ("level", Action::History { level, .. }) if !value.is_empty() => {
+                let n = value.strip_prefix('+').unwrap_or(&value).parse::<u64>();
+                *level = Some(n.map_err(|_| NoRoute::BadLevel(value))?);
             }
-            ("strict", Action::History { strict, .. }) if !seen_strict => {
-                seen_strict = true;
+            ("strict", Action::History { strict, .. }) => {
                 *strict = matches!(value.as_str(), "true" | "1" | "");
             }
-            ("platform", _) if call.platform.is_none() => call.platform = Some(value),
+            ("platform", _) => call.platform = Some(value),
             // An empty digest is none: Orca fills `${trigger['digest'] ?: ''}` with nothing.
-            ("digest", _) if call.digest.is_none() => {
-                call.digest = Some(value).filter(|d| !d.is_empty());
-            }
+            ("digest", _) => call.digest = Some(value).filter(|d| !d.is_empty()),
             _ => {}
         }
     }
@@ -209,7 +213,7 @@ mod tests {
     fn queries_and_encoding() {
         let c = route(
             "/h/r/t/history",
-            Some("level=%2B1&level=5&platform=linux%2Farm64&strict=true&strict=false&x=y"),
+            Some("level=%2B1&platform=linux%2Farm64&strict=true&x=y&x=z"),
         )
         .unwrap();
         let expected = Action::History {
@@ -242,6 +246,27 @@ mod tests {
         assert_eq!(
             route("/h/r/%ff/labels", None),
             Err(NoRoute::BadEncoding("%ff".into()))
+        );
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused() {
+        for (query, name) in [
+            ("level=0&level=zz", "level"),
+            ("platform=linux/amd64&platform=linux/arm64", "platform"),
+            ("strict=true&level=0&strict=false", "strict"),
+            ("digest=&digest=sha256:abc", "digest"),
+        ] {
+            assert_eq!(
+                route("/h/r/t/history", Some(query)),
+                Err(NoRoute::Repeated(name)),
+                "{query}"
+            );
+        }
+        assert_eq!(
+            route("/h/r/t/labels", Some("level=1&level=2")),
+            Err(NoRoute::Repeated("level")),
+            "refused on every route"
         );
     }
 

@@ -1,9 +1,9 @@
 //! The accept loop of `serve`: every accepted socket counts against the connection cap, and no
 //! connection may sit idle or dribble its headers for longer than the header timeout.
 //!
-//! jsonrpsee's own loop counts connections only once a request has arrived, and hyper waits for
-//! request headers forever unless told otherwise: 3,000 clients sending half a request were all
-//! held. Here:
+//! jsonrpsee's server loop, which this replaces, counted a connection only once a request had
+//! arrived, and hyper waits for request headers forever unless told otherwise: 3,000 clients
+//! sending half a request were all held. Here:
 //! - **The cap** ([`ServerLimits::max_connections`]) is a semaphore taken at `accept`; a socket
 //!   beyond it is closed at once (`dimsum_connections_shed_total{reason="cap"}`), so the process
 //!   never holds more client sockets than the cap.
@@ -26,22 +26,22 @@ use std::task::{Context, Poll};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use jsonrpsee::core::BoxError;
-use jsonrpsee::server::StopHandle;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::ServerLimits;
 use crate::metrics::{Metrics, OpenConnection};
 
-/// Accepts connections until `stop`, then lets the open ones finish for at most `limits.drain`.
+/// Accepts connections until `stop` turns `true`, then lets the open ones finish for at most
+/// `limits.drain`.
 /// `service` makes the HTTP service for each connection.
 pub(crate) async fn accept<S, B>(
     listener: TcpListener,
     service: impl Fn() -> S,
     limits: &ServerLimits,
     metrics: Arc<Metrics>,
-    stop: StopHandle,
+    stop: watch::Receiver<bool>,
 ) where
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
         + Clone
@@ -65,7 +65,7 @@ pub(crate) async fn accept<S, B>(
                     continue;
                 }
             },
-            () = stop.clone().shutdown() => break,
+            _ = stopped(stop.clone()) => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics.connection_shed("cap");
@@ -90,7 +90,7 @@ pub(crate) async fn accept<S, B>(
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
-                () = stop.shutdown() => {
+                _ = stopped(stop) => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -111,6 +111,11 @@ pub(crate) async fn accept<S, B>(
     {
         tracing::warn!(drain = ?limits.drain, "in-flight requests did not finish in time");
     }
+}
+
+/// Resolves once `stop` is `true` (at once if it already is).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// A client socket that holds its place under the cap, and its count, until it is dropped:

@@ -105,18 +105,28 @@ where
         let started = Instant::now();
         let path = req.uri().path().to_owned();
         let method = method_label(req.method());
-        let route = route_of(&path, req.headers().contains_key(http::header::UPGRADE));
+        let route = route_of(&path, super::websocket::wants_websocket(req.headers()));
         let id = req
             .headers()
             .get(REQUEST_ID)
             .and_then(sane_id)
             .unwrap_or_else(|| format!("dimsum-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
         let service = self.live.current();
+        let readable = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         // Health and metrics are answered here; everything else goes on inward.
         let inner = (!matches!(route, "health" | "metrics")).then(|| self.inner.call(req));
         Box::pin(async move {
             let mut response = match inner {
                 Some(fut) => fut.await?,
+                None if !readable => {
+                    let msg = format!("{path} is read with GET or HEAD");
+                    let mut response =
+                        super::json_error(StatusCode::METHOD_NOT_ALLOWED, -32600, &msg);
+                    response
+                        .headers_mut()
+                        .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                    response
+                }
                 None if route == "health" => super::respond(
                     StatusCode::OK,
                     "application/json",

@@ -1,8 +1,8 @@
-//! One TCP port: JSON-RPC over HTTP POST and WebSocket (jsonrpsee), the REST shim
+//! One TCP port: JSON-RPC over HTTP POST and WebSocket ([`super::endpoint`]), the REST shim
 //! ([`dimsum_rest::RestLayer`]), registry notifications ([`super::events`]) and the operator
 //! endpoints of [`super::front`]. Middleware order: front (health, metrics, request log) → events
 //! (`POST /events`, its own token) → guard (API token, deadline) → bodies (408, 413) → REST shim
-//! → jsonrpsee.
+//! → JSON-RPC endpoint.
 //! Connections are accepted by [`super::connections`] (a cap on sockets, a header timeout);
 //! limits on body size, body time and request time; graceful shutdown with a bounded drain.
 
@@ -14,23 +14,18 @@ use std::time::Duration;
 
 use dimsum_rest::RestLayer;
 use http::{Request, StatusCode};
-use jsonrpsee::Methods;
-use jsonrpsee::server::{HttpResponse, PingConfig, Server, ServerConfig, stop_channel};
+use jsonrpsee::server::HttpResponse;
+use tokio::sync::watch;
 use tower::{Layer, Service};
 
 use super::body::BodyLayer;
 use super::connections;
+use super::endpoint::Endpoint;
 use super::events::EventsLayer;
 use super::front::FrontLayer;
 use crate::config::ServerLimits;
 use crate::reload::Live;
 use crate::rpc::{DimsumApiServer as _, Rpc};
-
-/// WebSocket keep-alive: a ping every 30 s; a client silent for 60 s, twice, is disconnected.
-/// The header timeout does not apply once a connection is upgraded.
-pub const WS_PING: Duration = Duration::from_secs(30);
-/// See [`WS_PING`].
-pub const WS_INACTIVE: Duration = Duration::from_secs(60);
 
 /// Serves on `listener` until `shutdown` resolves, then drains for at most `limits.drain`.
 pub async fn serve(
@@ -41,48 +36,35 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let ping = PingConfig::new()
-        .ping_interval(WS_PING)
-        .inactive_limit(WS_INACTIVE)
-        .max_failures(2);
-    let config = ServerConfig::builder()
-        .max_request_body_size(limits.max_request_bytes)
-        .max_response_body_size(limits.max_response_bytes)
-        .max_connections(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
-        .enable_ws_ping(ping)
-        .build();
-    let guard = GuardLayer {
-        live: live.clone(),
-        timeout: limits.request_timeout,
+    let (stop, stopped) = watch::channel(false);
+    let endpoint = Endpoint {
+        methods: Rpc::new(live.clone()).into_rpc().into(),
+        max_body: limits.max_request_bytes as usize,
+        stop: stopped.clone(),
     };
-    let bodies = BodyLayer {
-        max_bytes: u64::from(limits.max_request_bytes),
-        timeout: limits.body_timeout,
-    };
-    let events = EventsLayer::new(
-        live.clone(),
-        limits.max_request_bytes as usize,
-        limits.request_timeout,
-    );
-    let middleware = tower::ServiceBuilder::new()
+    let service = tower::ServiceBuilder::new()
         .layer(FrontLayer::new(live.clone()))
-        .layer(events)
-        .layer(guard)
-        .layer(bodies)
-        .layer(RestLayer::new(Rpc::new(live.clone())));
-    let builder = Server::builder()
-        .set_config(config)
-        .set_http_middleware(middleware)
-        .to_service_builder();
-    let methods: Methods = Rpc::new(live.clone()).into_rpc().into();
-    let (stop, handle) = stop_channel();
+        .layer(EventsLayer::new(
+            live.clone(),
+            limits.max_request_bytes as usize,
+            limits.request_timeout,
+        ))
+        .layer(GuardLayer {
+            live: live.clone(),
+            timeout: limits.request_timeout,
+        })
+        .layer(BodyLayer {
+            max_bytes: u64::from(limits.max_request_bytes),
+            timeout: limits.body_timeout,
+        })
+        .layer(RestLayer::new(Rpc::new(live.clone())))
+        .service(endpoint);
     let metrics = live.current().metrics().clone();
-    let per_connection = || builder.clone().build(methods.clone(), stop.clone());
-    let accepting = connections::accept(listener, per_connection, &limits, metrics, stop.clone());
+    let accepting = connections::accept(listener, || service.clone(), &limits, metrics, stopped);
     let stopping = async {
         shutdown.await;
         tracing::info!("shutting down");
-        let _ = handle.stop();
+        let _ = stop.send(true);
     };
     tokio::join!(accepting, stopping);
     Ok(())
@@ -131,7 +113,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // jsonrpsee logs whole requests at trace level; sensitive values print as "Sensitive".
+        // Anything that logs a request's headers (hyper and tower at trace level, a Debug print)
+        // shows sensitive values as "Sensitive".
         for (name, value) in req.headers_mut().iter_mut() {
             if matches!(
                 name.as_str(),

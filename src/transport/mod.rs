@@ -4,10 +4,13 @@
 
 mod body;
 mod connections;
+mod dispatch;
+mod endpoint;
 mod events;
 mod front;
 pub mod http;
 pub mod lines;
+mod websocket;
 
 /// A response with `status`, `content_type` and `body`: the one builder for our own answers.
 pub(crate) fn respond(
