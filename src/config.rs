@@ -86,8 +86,6 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Largest request body.
     pub max_request_bytes: u32,
-    /// Largest response body.
-    pub max_response_bytes: u32,
     /// How long shutdown waits for in-flight requests.
     pub drain: Duration,
 }
@@ -100,7 +98,6 @@ impl Default for ServerLimits {
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_request_bytes: 1024 * 1024,
-            max_response_bytes: 64 * 1024 * 1024,
             drain: Duration::from_secs(10),
         }
     }
