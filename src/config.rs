@@ -61,13 +61,53 @@ pub struct Settings {
     /// Size caps and retries for registry requests.
     pub limits: Limits,
     /// Cache sizes and lifetimes.
-    pub cache: crate::cache::Settings,
+    pub cache: CacheSettings,
+    /// The shared tier for `serve` and `stdio` (`dimsum.redis`), if configured.
+    pub redis: Option<RedisSettings>,
     /// The bearer token callers of the TCP transport must send, if set (`auth.tokenFile`).
     pub api_token: Option<crate::credentials::Secret>,
     /// Registry notifications on `POST /events`, when `events.tokenFile` is set.
     pub events: Option<Events>,
     /// Connection and request bounds of `serve` (read at start; a reload does not change them).
     pub server: ServerLimits,
+}
+
+/// The default trust in a tag or a not-found answer: what the original dimsum, which asked the
+/// registry on every request, never exceeded by more than this.
+pub const LIVE: Duration = Duration::from_secs(1);
+
+/// `dimsum.cache`: sizes and lifetimes of what is kept in memory (and shared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Upper bound on cached content, in bytes.
+    pub max_bytes: u64,
+    /// How long a tag → digest mapping is trusted without asking the registry.
+    pub tag_ttl: Duration,
+    /// How long a not-found answer is remembered.
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> CacheSettings {
+        CacheSettings {
+            max_bytes: 16 * 1024 * 1024,
+            tag_ttl: LIVE,
+            negative_ttl: LIVE,
+        }
+    }
+}
+
+/// `dimsum.redis`: the tier replicas share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` or `rediss://…` (TLS), without a password.
+    pub url: Url,
+    /// Its password (`passwordFile`, first line), if any.
+    pub password: Option<Secret>,
+    /// Prefix of every key and channel, so several installations can share one Redis.
+    pub key_prefix: String,
+    /// Bound on each Redis command; past it, the shared tier is skipped.
+    pub timeout: Duration,
 }
 
 /// `dimsum.server`: what one client may hold of `serve`.
@@ -123,7 +163,8 @@ impl Default for Settings {
         Settings {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             limits: Limits::default(),
-            cache: crate::cache::Settings::default(),
+            cache: CacheSettings::default(),
+            redis: None,
             api_token: None,
             events: None,
             server: ServerLimits::default(),
@@ -159,6 +200,24 @@ struct RawSettings {
     /// Connection and request bounds of `serve`.
     #[serde(default)]
     server: RawServer,
+    /// The shared tier (Spinnaker's Redis).
+    #[serde(default)]
+    redis: Option<RawRedis>,
+}
+
+/// `dimsum.redis`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRedis {
+    /// `redis://host:6379[/db]` or `rediss://…`. Required.
+    url: Option<String>,
+    /// File whose first line is the password (Spinnaker's `spin-redis` has none by default).
+    password_file: Option<PathBuf>,
+    /// Prefix of every key and channel. Default `dimsum:`.
+    key_prefix: Option<String>,
+    /// Milliseconds one Redis command may take before it is given up. Default 200.
+    #[serde(default, deserialize_with = "flex_u64")]
+    timeout_millis: Option<u64>,
 }
 
 /// `dimsum.server`.
@@ -471,6 +530,9 @@ impl RawSettings {
                     .map_or(DEFAULT_EVENTS_QUIET, Duration::from_secs),
             });
         }
+        if let Some(redis) = &self.redis {
+            s.redis = redis.validate(problems);
+        }
         let server = &self.server;
         if let Some(n) = server.max_connections.filter(|v| *v > 0) {
             s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
@@ -602,6 +664,53 @@ impl Account {
             }),
             _ => Err(errors),
         }
+    }
+}
+
+impl RawRedis {
+    fn validate(&self, problems: &mut Vec<String>) -> Option<RedisSettings> {
+        let url = match self.url.as_deref().map(Url::parse) {
+            Some(Ok(u)) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => u,
+            Some(Ok(_) | Err(_)) => {
+                problems.push(
+                    "dimsum: redis.url must be redis://host:port[/db] or rediss://…".to_owned(),
+                );
+                return None;
+            }
+            None => {
+                problems.push("dimsum: redis.url is required".to_owned());
+                return None;
+            }
+        };
+        if url.password().is_some() {
+            problems.push(
+                "dimsum: redis.url must not hold a password: use redis.passwordFile".to_owned(),
+            );
+            return None;
+        }
+        let password = match &self.password_file {
+            None => None,
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text.lines().next().map(|l| Secret::new(l.trim())),
+                Err(e) => {
+                    problems.push(format!(
+                        "dimsum: redis.passwordFile {}: {}",
+                        path.display(),
+                        io_message(&e)
+                    ));
+                    return None;
+                }
+            },
+        };
+        Some(RedisSettings {
+            url,
+            password,
+            key_prefix: self
+                .key_prefix
+                .clone()
+                .unwrap_or_else(|| "dimsum:".to_owned()),
+            timeout: Duration::from_millis(self.timeout_millis.filter(|v| *v > 0).unwrap_or(200)),
+        })
     }
 }
 
@@ -771,7 +880,7 @@ pub fn describe(config: &Config) -> String {
     let s = &config.settings;
     let _ = writeln!(
         out,
-        "  dimsum: callTimeoutMillis={} cache.maxBytes={} cache.tagTtlSeconds={} auth.tokenFile={} events={}",
+        "  dimsum: callTimeoutMillis={} cache.maxBytes={} cache.tagTtlSeconds={} auth.tokenFile={} events={} redis={}",
         s.call_timeout.as_millis(),
         s.cache.max_bytes,
         s.cache.tag_ttl.as_secs(),
@@ -786,6 +895,10 @@ pub fn describe(config: &Config) -> String {
                 e.prefetch,
                 e.quiet.as_secs()
             ),
+            None => "off".to_owned(),
+        },
+        match &s.redis {
+            Some(r) => format!("{} (keyPrefix={})", r.url, r.key_prefix),
             None => "off".to_owned(),
         }
     );

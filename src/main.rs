@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
+use dimsum::cache::SharedTier;
 use dimsum::cli::{Cli, Command, ConfigCommand, ConfigSource, ImageArgs, LogFormat};
+use dimsum::metrics::Metrics;
 use dimsum::reload::Live;
 use dimsum::rpc::{DimsumApiServer as _, Rpc};
 use dimsum::{Config, Dimsum, ImageRequest, history, transport};
@@ -56,8 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let exe = std::env::current_exe().ok();
-    let (mut config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref())
-    {
+    let (config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
         ConfigSource::Files(paths) => (Config::from_paths(&paths)?, paths),
         ConfigSource::Builtin => {
             eprintln!(
@@ -73,14 +74,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{}", dimsum::config::describe(&config));
         return Ok(ExitCode::SUCCESS);
     }
-    if !cli.no_disk_cache {
-        config.settings.cache.dir = dimsum::cli::cache_dir(
+    let disk = match cli.no_disk_cache {
+        true => None,
+        false => dimsum::cli::cache_dir(
             cli.cache_dir.as_deref(),
             cli.command.is_one_shot(),
             |name| std::env::var_os(name),
-        );
-    }
-    let service = Dimsum::new(&config);
+        ),
+    };
+    let disk = disk.as_deref().and_then(SharedTier::disk);
+    let metrics = Arc::new(Metrics::default());
+    // serve and stdio share Redis when it is configured (it starts tasks: inside the runtime).
+    let long_lived = |config: &Config, disk: Option<SharedTier>| {
+        let shared = match &config.settings.redis {
+            Some(redis) => Some(SharedTier::redis(redis, metrics.clone())),
+            None => disk,
+        };
+        let service = Dimsum::with_shared(config, shared.clone(), metrics.clone());
+        (service, shared.and_then(|s| s.replica_events()))
+    };
     let multi_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -98,8 +110,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile"
                 );
             }
-            let live = Arc::new(Live::new(service, &config.settings, sources));
             multi_thread()?.block_on(async {
+                let (service, replica_events) = long_lived(&config, disk);
+                let live = Arc::new(Live::new(service, &config.settings, sources));
+                if let Some(events) = replica_events {
+                    tokio::spawn(live.clone().follow_replicas(events));
+                }
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let watcher = tokio::spawn(live.clone().watch(async move {
                     let mut stopped = stopped;
@@ -115,9 +131,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stdio { max_line_bytes } => {
-            let live = Arc::new(Live::new(service, &config.settings, sources));
-            let methods = Rpc::new(live).into_rpc();
             multi_thread()?.block_on(async {
+                let (service, replica_events) = long_lived(&config, disk);
+                let live = Arc::new(Live::new(service, &config.settings, sources));
+                if let Some(events) = replica_events {
+                    tokio::spawn(live.clone().follow_replicas(events));
+                }
+                let methods = Rpc::new(live).into_rpc();
                 let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
                 let stdout = tokio::io::stdout();
                 transport::lines::serve(methods.into(), stdin, stdout, max_line_bytes).await
@@ -129,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            let service = Dimsum::with_shared(&config, disk, metrics);
             Ok(runtime.block_on(one_shot(&service, command)))
         }
     }

@@ -40,8 +40,8 @@ pub enum CacheName {
     content,
     /// Recent not-found answers.
     negative,
-    /// Manifests, configs and tag hints on disk.
-    disk,
+    /// The shared tier: the disk (one-shot CLI) or Redis.
+    shared,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +88,14 @@ struct Prefetch {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SharedOp {
+    /// `manifest`, `blob`, `tag`, `not_found`, `lock`, `publish`.
+    kind: &'static str,
+    /// `error` (Redis failed or timed out) or `wait` (another replica held the fetch lock).
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Shed {
     /// `cap` (closed at accept: the cap was reached) or `timeout` (headers too slow).
     reason: &'static str,
@@ -117,6 +125,7 @@ pub struct Metrics {
     prefetches: Family<Prefetch, Counter>,
     connections: Gauge,
     shed: Family<Shed, Counter>,
+    shared: Family<SharedOp, Counter>,
 }
 
 impl Default for Metrics {
@@ -187,8 +196,15 @@ impl Default for Metrics {
             "Client connections closed by dimsum, by reason (cap, timeout)",
             shed.clone(),
         );
+        let shared = Family::<SharedOp, Counter>::default();
+        registry.register(
+            "shared_events",
+            "Shared-tier errors and fetch-lock waits, by kind (hits and misses are cache_lookups{cache=\"shared\"})",
+            shared.clone(),
+        );
         Metrics {
             registry,
+            shared,
             connections,
             shed,
             events,
@@ -259,6 +275,17 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Counts a shared-tier error or lock wait.
+    pub fn shared(&self, kind: &'static str, result: &'static str) {
+        self.shared.get_or_create(&SharedOp { kind, result }).inc();
+    }
+
+    /// Shared-tier events of `result` so far, all kinds.
+    pub fn shared_count(&self, result: &'static str) -> u64 {
+        let needle = format!("result=\"{result}\"");
+        self.sum("dimsum_shared_events_total{", |l| l.contains(&needle))
     }
 
     /// Counts a client connection as open until the guard is dropped.

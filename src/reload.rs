@@ -123,6 +123,19 @@ impl Live {
         }
     }
 
+    /// Applies the registry events other replicas publish, until the shared tier stops.
+    pub async fn follow_replicas(self: Arc<Self>, mut events: tokio::sync::mpsc::Receiver<String>) {
+        while let Some(event) = events.recv().await {
+            let service = self.current();
+            if let Some((account, notice, applied)) = service.apply_from_replica(&event).await {
+                let action = notice.change.label();
+                service
+                    .metrics()
+                    .event(&account, "replica", action, applied.label());
+            }
+        }
+    }
+
     /// Reloads on SIGHUP and whenever a configuration file changes, until `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         if self.sources.is_empty() {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dimsum::cache::SharedTier;
 use dimsum::metrics::Kind;
 use dimsum::{Config, Dimsum, ImageRequest, history};
 
@@ -31,9 +32,10 @@ fn service_with_disk(
         "dimsum:\n  retries: 0\n{settings}dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{url}\", username: {user}, password: p}}\n"
     );
     let path = config(dir.path(), &yaml);
-    let mut config = Config::from_paths(&[path]).unwrap();
-    config.settings.cache.dir = disk.map(ToOwned::to_owned);
-    (Arc::new(Dimsum::new(&config)), dir)
+    let config = Config::from_paths(&[path]).unwrap();
+    let shared = disk.and_then(SharedTier::disk);
+    let metrics = Arc::new(dimsum::metrics::Metrics::default());
+    (Arc::new(Dimsum::with_shared(&config, shared, metrics)), dir)
 }
 
 fn req(reference: &str) -> ImageRequest<'_> {

@@ -19,6 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
+use std::time::Duration;
+
+use jsonrpsee::core::async_trait;
+
+use super::shared::{Lock, Scope, Shared, TagHint};
 use crate::registry::{Digest, Fetched};
 
 /// Bound on the directory's size.
@@ -34,10 +39,6 @@ pub(crate) struct Disk {
     dir: PathBuf,
     writes: AtomicU64,
 }
-
-/// Whose content a file holds: registry address, user name, account, repository.
-#[derive(Debug)]
-pub(crate) struct Scope(pub(crate) String);
 
 impl Disk {
     /// The cache in `dir`, created if missing; `None` (and a debug line) when it cannot be.
@@ -59,7 +60,7 @@ impl Disk {
     }
 
     /// A verified manifest.
-    pub(crate) fn manifest(&self, scope: &Scope, digest: &Digest) -> Option<Fetched> {
+    fn read_manifest(&self, scope: &Scope, digest: &Digest) -> Option<Fetched> {
         let mut file = self.read(scope, "manifest", digest.as_str())?;
         let newline = file.iter().position(|b| *b == b'\n')?;
         let bytes = file.split_off(newline + 1);
@@ -71,14 +72,14 @@ impl Disk {
         fetched
     }
 
-    pub(crate) fn put_manifest(&self, scope: &Scope, fetched: &Fetched) {
+    fn write_manifest(&self, scope: &Scope, fetched: &Fetched) {
         let media_type = fetched.manifest.media_type().as_bytes();
         let parts: [&[u8]; 3] = [media_type, b"\n", &fetched.bytes];
         self.write(scope, "manifest", fetched.digest.as_str(), &parts);
     }
 
     /// A verified blob.
-    pub(crate) fn blob(&self, scope: &Scope, digest: &Digest) -> Option<Vec<u8>> {
+    fn read_blob(&self, scope: &Scope, digest: &Digest) -> Option<Vec<u8>> {
         let bytes = self.read(scope, "blob", digest.as_str())?;
         if digest.verifies(&bytes) {
             Some(bytes)
@@ -88,17 +89,17 @@ impl Disk {
         }
     }
 
-    pub(crate) fn put_blob(&self, scope: &Scope, digest: &Digest, bytes: &[u8]) {
+    fn write_blob(&self, scope: &Scope, digest: &Digest, bytes: &[u8]) {
         self.write(scope, "blob", digest.as_str(), &[bytes]);
     }
 
     /// The digest `tag` had when last seen: a hint to revalidate, never an answer.
-    pub(crate) fn tag(&self, scope: &Scope, tag: &str) -> Option<Digest> {
+    fn read_tag(&self, scope: &Scope, tag: &str) -> Option<Digest> {
         let bytes = self.read(scope, "tag", tag)?;
         Digest::parse(std::str::from_utf8(&bytes).ok()?)
     }
 
-    pub(crate) fn put_tag(&self, scope: &Scope, tag: &str, digest: &Digest) {
+    fn write_tag(&self, scope: &Scope, tag: &str, digest: &Digest) {
         self.write(scope, "tag", tag, &[digest.as_str().as_bytes()]);
     }
 
@@ -185,6 +186,59 @@ impl Disk {
     }
 }
 
+/// Files are small and local: read and written in place (the one-shot CLI runs one lookup).
+/// Tags are hints only; there is no fleet to lock against or to tell about events.
+#[async_trait]
+impl Shared for Disk {
+    async fn manifest(&self, scope: &Scope, digest: &Digest) -> Option<Fetched> {
+        self.read_manifest(scope, digest)
+    }
+
+    async fn put_manifest(&self, scope: &Scope, fetched: &Fetched) {
+        self.write_manifest(scope, fetched);
+    }
+
+    async fn blob(&self, scope: &Scope, digest: &Digest) -> Option<Vec<u8>> {
+        self.read_blob(scope, digest)
+    }
+
+    async fn put_blob(&self, scope: &Scope, digest: &Digest, bytes: &[u8]) {
+        self.write_blob(scope, digest, bytes);
+    }
+
+    async fn tag(&self, scope: &Scope, tag: &str) -> Option<TagHint> {
+        self.read_tag(scope, tag).map(TagHint::Seen)
+    }
+
+    async fn put_tag(&self, scope: &Scope, tag: &str, digest: &Digest, _: Duration) {
+        if self.read_tag(scope, tag).as_ref() != Some(digest) {
+            self.write_tag(scope, tag, digest);
+        }
+    }
+
+    async fn forget_tag(&self, _: &Scope, _: &str) {}
+
+    async fn not_found(&self, _: &Scope, _: &str) -> Option<String> {
+        None
+    }
+
+    async fn put_not_found(&self, _: &Scope, _: &str, _: &str, _: Duration) {}
+
+    async fn forget_not_found(&self, _: &Scope, _: &str) {}
+
+    async fn lock(&self, _: &Scope, _: &str) -> Lock {
+        Lock::None
+    }
+
+    async fn unlock(&self, _: &Scope, _: &str, _: &str) {}
+
+    async fn publish(&self, _: &str) {}
+
+    fn hearing(&self) -> Option<bool> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,15 +253,15 @@ mod tests {
         let disk = Disk::open(&dir.path().join("a/b")).unwrap();
         let bytes = br#"{"architecture":"amd64"}"#;
         let digest = Digest::sha256(bytes);
-        disk.put_blob(&scope("one"), &digest, bytes);
-        disk.put_tag(&scope("one"), "v1", &digest);
+        disk.write_blob(&scope("one"), &digest, bytes);
+        disk.write_tag(&scope("one"), "v1", &digest);
         assert_eq!(
-            disk.blob(&scope("one"), &digest).as_deref(),
+            disk.read_blob(&scope("one"), &digest).as_deref(),
             Some(&bytes[..])
         );
-        assert_eq!(disk.tag(&scope("one"), "v1"), Some(digest.clone()));
-        assert_eq!(disk.blob(&scope("two"), &digest), None);
-        assert_eq!(disk.tag(&scope("two"), "v1"), None);
+        assert_eq!(disk.read_tag(&scope("one"), "v1"), Some(digest.clone()));
+        assert_eq!(disk.read_blob(&scope("two"), &digest), None);
+        assert_eq!(disk.read_tag(&scope("two"), "v1"), None);
         let mode = |p: &Path| {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -223,12 +277,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let disk = Disk::open(dir.path()).unwrap();
         let digest = Digest::sha256(b"{}");
-        disk.put_blob(&scope("s"), &digest, b"{ }");
-        assert_eq!(disk.blob(&scope("s"), &digest), None);
+        disk.write_blob(&scope("s"), &digest, b"{ }");
+        assert_eq!(disk.read_blob(&scope("s"), &digest), None);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        disk.put_blob(&scope("s"), &digest, b"{}");
+        disk.write_blob(&scope("s"), &digest, b"{}");
         assert!(
-            disk.manifest(&scope("s"), &digest).is_none(),
+            disk.read_manifest(&scope("s"), &digest).is_none(),
             "a blob is not a manifest"
         );
     }
@@ -251,7 +305,7 @@ mod tests {
             .map(|i| {
                 let bytes = vec![b'a' + i; 1000];
                 let digest = Digest::sha256(&bytes);
-                disk.put_blob(&scope("s"), &digest, &bytes);
+                disk.write_blob(&scope("s"), &digest, &bytes);
                 let path = disk.path(&scope("s"), "blob", digest.as_str());
                 let age = std::time::Duration::from_secs(100 - u64::from(i));
                 let when = std::time::SystemTime::now() - age;
@@ -273,7 +327,7 @@ mod tests {
         disk.trim(7999);
         let kept: Vec<bool> = digests
             .iter()
-            .map(|d| disk.blob(&scope("s"), d).is_some())
+            .map(|d| disk.read_blob(&scope("s"), d).is_some())
             .collect();
         assert_eq!(kept, [false, false, false, true, true, true, true, true]);
     }

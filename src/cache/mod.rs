@@ -13,53 +13,86 @@
 //!   its way when the event came cannot put the older digest back.
 //! - **negative**: recent not-found answers, for `negativeTtlSeconds` (default 1), dated the same
 //!   way.
-//! - **disk** (`disk`, when a directory is given; the one-shot CLI's default): manifests and
-//!   configs by digest and the last digest per tag, across processes.
+//! - **shared** ([`shared`]): behind memory, the disk for the one-shot CLI (manifests and configs
+//!   by digest, the last digest per tag, across processes) or Redis for `serve` and `stdio`
+//!   (the same, plus fresh tags, not-founds, fleet-wide single flight and events for every
+//!   replica).
 //!
 //! Every cache is a moka cache: `try_get_with` runs one loader per key at a time and hands its
 //! result to every concurrent caller (single flight). Only verified content is ever inserted; a
 //! failed load inserts nothing.
 
 pub(crate) mod disk;
+pub(crate) mod redis;
+pub(crate) mod shared;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
 use moka::future::Cache;
 
-use crate::error::Error;
-use crate::registry::{Digest, Fetched};
-use crate::service::HistoryAnswer;
+use serde_json::value::RawValue;
 
-/// Cache settings (`dimsum.cache`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// Upper bound on cached content, in bytes.
-    pub max_bytes: u64,
-    /// How long a tag → digest mapping is trusted without asking the registry.
-    pub tag_ttl: Duration,
-    /// How long a not-found answer is remembered.
-    pub negative_ttl: Duration,
-    /// Where content is also kept across processes (`--cache-dir`), if anywhere.
-    pub dir: Option<PathBuf>,
+use self::shared::Shared;
+use crate::config::RedisSettings;
+use crate::error::Error;
+use crate::history::Extension;
+use crate::metrics::Metrics;
+use crate::registry::{Digest, Fetched};
+
+/// An image's history.
+#[derive(Debug, Clone)]
+pub struct HistoryAnswer {
+    /// `v1Compatibility` JSON objects, newest first (index 0 = the image config). Kept as raw
+    /// JSON so answering costs a copy, never a parse or a re-serialisation.
+    pub entries: Vec<Box<RawValue>>,
+    /// The same as the list form, `[{"v1Compatibility":"…"},…]`, rendered once.
+    pub list: Box<RawValue>,
+    /// dimsum extensions that fired (empty: exactly distribution's output).
+    pub extensions: Vec<Extension>,
+    /// Digest of the image manifest the history was computed from.
+    pub digest: Digest,
 }
 
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            max_bytes: 16 * 1024 * 1024,
-            tag_ttl: LIVE,
-            negative_ttl: LIVE,
-            dir: None,
+/// The tier behind memory a service uses (see [`shared`]): the disk for the one-shot CLI, Redis
+/// for `serve` and `stdio` when `dimsum.redis` is set.
+#[derive(Debug, Clone)]
+pub struct SharedTier {
+    tier: Arc<dyn Shared>,
+    redis: Option<Arc<redis::Redis>>,
+}
+
+impl SharedTier {
+    /// Content on disk in `dir`; `None` when the directory cannot be used (a debug line says why).
+    pub fn disk(dir: &std::path::Path) -> Option<SharedTier> {
+        let disk = disk::Disk::open(dir)?;
+        Some(SharedTier {
+            tier: Arc::new(disk),
+            redis: None,
+        })
+    }
+
+    /// Redis, connecting in the background and counting into `metrics`.
+    pub fn redis(settings: &RedisSettings, metrics: Arc<Metrics>) -> SharedTier {
+        let redis = redis::Redis::start(settings, metrics);
+        SharedTier {
+            tier: redis.clone(),
+            redis: Some(redis),
         }
+    }
+
+    /// Registry events other replicas published, as JSON, to apply here (once; Redis only).
+    pub fn replica_events(&self) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.redis.as_ref()?.take_events()
+    }
+
+    pub(crate) fn tier(&self) -> &dyn Shared {
+        self.tier.as_ref()
     }
 }
 
-/// The default trust in a tag or a not-found answer: what the original dimsum, which asked the
-/// registry on every request, never exceeded by more than this.
-pub const LIVE: Duration = Duration::from_secs(1);
+pub use crate::config::LIVE;
 
 /// How long an event's word on a tag outranks a registry answer to a request sent before it:
 /// longer than any request may take.
@@ -182,13 +215,12 @@ pub(crate) struct Caches {
     /// A tag's digest as an event announced it (`None`: the tag was deleted).
     pub(crate) announced: Cache<TagKey, Dated<Option<Digest>>>,
     pub(crate) negative: Option<Cache<TagKey, Dated<Error>>>,
-    pub(crate) disk: Option<disk::Disk>,
     /// When each account's registry last sent an event (see [`crate::service`] on freshness).
     heard: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
 }
 
 impl Caches {
-    pub(crate) fn new(settings: &Settings) -> Caches {
+    pub(crate) fn new(settings: &crate::config::CacheSettings) -> Caches {
         let content = Cache::builder()
             .max_capacity(settings.max_bytes)
             .weigher(|k: &Key, v: &Entry| {
@@ -211,7 +243,6 @@ impl Caches {
             // Long enough to outlive any request that was on its way when the event came.
             announced: dated_cache(ANNOUNCED_FOR).expect("a positive duration"),
             negative: dated_cache(settings.negative_ttl),
-            disk: settings.dir.as_deref().and_then(disk::Disk::open),
             heard: Default::default(),
         }
     }

@@ -11,7 +11,7 @@
 //! - **Quay** "Push to Repository": `repository`, `docker_url` and `updated_tags`, without
 //!   digests, so each tag is only known to have moved.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::registry::manifest;
@@ -41,8 +41,8 @@ impl Format {
     }
 }
 
-/// One thing a registry said about one repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One thing a registry said about one repository. Serialised to pass it on to other replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// The registry host the event names (`host[:port]`, as the pusher used it), to find the
     /// account when the URL names none.
@@ -54,7 +54,7 @@ pub struct Notice {
 }
 
 /// What happened to the repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// A manifest was pushed under `tag`; `digest` is the manifest's, when the registry says.
     Pushed {
@@ -78,7 +78,7 @@ pub enum Change {
 }
 
 /// Why an event changes nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Ignored {
     /// A pull (dimsum's own fetches cause these).
     Pull,

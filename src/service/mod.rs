@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use crate::cache::disk::Scope;
-use crate::cache::{Caches, Dated, Entry, Key, TagKey};
+pub use crate::cache::HistoryAnswer;
+use crate::cache::shared::{Scope, TagHint};
+use crate::cache::{Caches, Dated, Entry, Key, SharedTier, TagKey};
 use crate::config::{self, Config};
 use crate::error::Error;
 use crate::history::{self, Extension};
@@ -23,6 +24,7 @@ use crate::registry::{self, Client, Digest, Fetched, Platform, Reference, Reposi
 
 mod notice;
 mod pin;
+mod tier;
 
 pub use notice::{AccountMatch, Applied};
 
@@ -53,20 +55,6 @@ pub struct ManifestAnswer {
     pub bytes: Vec<u8>,
 }
 
-/// An image's history.
-#[derive(Debug, Clone)]
-pub struct HistoryAnswer {
-    /// `v1Compatibility` JSON objects, newest first (index 0 = the image config). Kept as raw
-    /// JSON so answering costs a copy, never a parse or a re-serialisation.
-    pub entries: Vec<Box<RawValue>>,
-    /// The same as the list form, `[{"v1Compatibility":"…"},…]`, rendered once.
-    pub list: Box<RawValue>,
-    /// dimsum extensions that fired (empty: exactly distribution's output).
-    pub extensions: Vec<Extension>,
-    /// Digest of the image manifest the history was computed from.
-    pub digest: Digest,
-}
-
 /// An account and its client.
 #[derive(Debug)]
 struct Account {
@@ -80,16 +68,33 @@ struct Account {
     spec: config::Account,
 }
 
+impl Account {
+    /// Whose content `repository` holds, for the shared tier: the registry and identity behind
+    /// the account, and the repository.
+    fn scope(&self, repository: &str) -> Scope {
+        let spec = &self.spec;
+        Scope(format!(
+            "{}\0{}\0{}\0{}",
+            spec.endpoint.address,
+            spec.credentials.username.as_deref().unwrap_or(""),
+            spec.name,
+            repository
+        ))
+    }
+}
+
 /// The service: one registry client per account, shared caches and counters.
 #[derive(Debug)]
 pub struct Dimsum {
     accounts: BTreeMap<String, Account>,
     call_timeout: Duration,
     limits: registry::Limits,
-    cache_settings: crate::cache::Settings,
+    cache_settings: crate::config::CacheSettings,
     /// `events.quietSeconds`, when events are configured.
     events_quiet: Option<Duration>,
     caches: Arc<Caches>,
+    /// Behind memory: the disk (one-shot CLI) or Redis (serve, stdio), if any.
+    shared: Option<SharedTier>,
     metrics: Arc<Metrics>,
 }
 
@@ -111,17 +116,10 @@ impl Parsed<'_> {
         }
     }
 
-    /// Whose content this is, for the disk cache: the registry and identity behind the account,
+    /// Whose content this is, for the shared tier: the registry and identity behind the account,
     /// and the repository.
     fn scope(&self) -> Scope {
-        let spec = &self.account.spec;
-        Scope(format!(
-            "{}\0{}\0{}\0{}",
-            spec.endpoint.address,
-            spec.credentials.username.as_deref().unwrap_or(""),
-            spec.name,
-            self.repository
-        ))
+        self.account.scope(&self.repository.to_string())
     }
 
     fn manifest_key(&self, digest: Digest) -> Key {
@@ -151,26 +149,29 @@ impl Parsed<'_> {
 }
 
 impl Dimsum {
-    /// The service for `config`; each account's client is built on its first lookup.
+    /// The service for `config` with memory alone; each account's client is built on its first
+    /// lookup.
     pub fn new(config: &Config) -> Dimsum {
-        let metrics = Arc::new(Metrics::default());
+        Dimsum::with_shared(config, None, Arc::new(Metrics::default()))
+    }
+
+    /// The service for `config` with `shared` behind memory (see [`crate::cache`]), counting into
+    /// `metrics` (which the shared tier counts into too).
+    pub fn with_shared(
+        config: &Config,
+        shared: Option<SharedTier>,
+        metrics: Arc<Metrics>,
+    ) -> Dimsum {
         let caches = Arc::new(Caches::new(&config.settings.cache));
-        Dimsum::build(config, caches, metrics, &BTreeMap::new())
+        Dimsum::build(config, caches, shared, metrics, &BTreeMap::new())
     }
 
     /// The service for a reloaded `config`: caches and counters carry over, and so do the clients
     /// (tokens, connections) of accounts that did not change. Everything cached for an account
     /// whose address or credentials changed, or that is gone, is dropped.
+    /// The shared tier comes from the command line or the start, not from what a reload reads:
+    /// it stays.
     pub fn reconfigured(&self, config: &Config) -> Dimsum {
-        // The disk cache's directory comes from the command line, not from the files a reload
-        // reads: it stays.
-        let mut config = config.clone();
-        config
-            .settings
-            .cache
-            .dir
-            .clone_from(&self.cache_settings.dir);
-        let config = &config;
         let same_limits = config.settings.limits == self.limits;
         let caches = if config.settings.cache == self.cache_settings {
             for (name, old) in &self.accounts {
@@ -187,12 +188,14 @@ impl Dimsum {
         } else {
             &BTreeMap::new()
         };
-        Dimsum::build(config, caches, self.metrics.clone(), keep)
+        let shared = self.shared.clone();
+        Dimsum::build(config, caches, shared, self.metrics.clone(), keep)
     }
 
     fn build(
         config: &Config,
         caches: Arc<Caches>,
+        shared: Option<SharedTier>,
         metrics: Arc<Metrics>,
         previous: &BTreeMap<String, Account>,
     ) -> Dimsum {
@@ -216,21 +219,8 @@ impl Dimsum {
             cache_settings: config.settings.cache.clone(),
             events_quiet: config.settings.events.as_ref().map(|e| e.quiet),
             caches,
+            shared,
             metrics,
-        }
-    }
-
-    /// Content kept on disk, if the cache has a directory: looked up with hit/miss counting.
-    fn read_disk<T>(&self, read: impl FnOnce(&crate::cache::disk::Disk) -> Option<T>) -> Option<T> {
-        let found = read(self.caches.disk.as_ref()?);
-        self.metrics.cache(CacheName::disk, found.is_some());
-        found
-    }
-
-    /// Keeps content on disk, if the cache has a directory.
-    fn write_disk(&self, write: impl FnOnce(&crate::cache::disk::Disk)) {
-        if let Some(disk) = &self.caches.disk {
-            write(disk);
         }
     }
 
@@ -382,12 +372,19 @@ impl Dimsum {
             )
         })?;
         let load = async {
-            if let Some(b) = self.read_disk(|d| d.blob(&p.scope(), &digest)) {
-                return Ok(Entry::Blob(Arc::new(b)));
-            }
-            let bytes = p.client.blob(&p.repository, descriptor).await;
-            let bytes = bytes.map_err(|e| registry_error(&p.account.name, e))?;
-            self.write_disk(|d| d.put_blob(&p.scope(), &digest, &bytes));
+            let scope = p.scope();
+            let fetch = async {
+                let bytes = p.client.blob(&p.repository, descriptor).await;
+                let bytes = bytes.map_err(|e| registry_error(&p.account.name, e))?;
+                if let Some(shared) = self.shared() {
+                    shared.put_blob(&scope, &digest, &bytes).await;
+                }
+                Ok(bytes)
+            };
+            let read = || self.shared_read(|s| s.blob(&scope, &digest));
+            let bytes = self
+                .once(&scope, &format!("b {digest}"), read, fetch)
+                .await?;
             Ok(Entry::Blob(Arc::new(bytes)))
         };
         let key = p.blob_key(digest.clone());
@@ -423,15 +420,22 @@ impl Dimsum {
     ) -> Result<Arc<Fetched>, Error> {
         let key = p.manifest_key(digest.clone());
         let load = async {
-            if let Some(f) = self.read_disk(|d| d.manifest(&p.scope(), digest)) {
-                return Ok(Entry::Manifest(Arc::new(f)));
-            }
-            let fetched = p
-                .client
-                .manifest(&p.repository, &Reference::Digest(digest.clone()))
-                .await
-                .map_err(|e| registry_error(&p.account.name, e))?;
-            self.write_disk(|d| d.put_manifest(&p.scope(), &fetched));
+            let scope = p.scope();
+            let fetch = async {
+                let fetched = p
+                    .client
+                    .manifest(&p.repository, &Reference::Digest(digest.clone()))
+                    .await
+                    .map_err(|e| registry_error(&p.account.name, e))?;
+                if let Some(shared) = self.shared() {
+                    shared.put_manifest(&scope, &fetched).await;
+                }
+                Ok(fetched)
+            };
+            let read = || self.shared_read(|s| s.manifest(&scope, digest));
+            let fetched = self
+                .once(&scope, &format!("m {digest}"), read, fetch)
+                .await?;
             Ok(Entry::Manifest(Arc::new(fetched)))
         };
         match self.content(key, load).await? {
@@ -466,12 +470,23 @@ impl Dimsum {
         Ok(entry.value)
     }
 
-    /// Asks the registry where a tag points, dated by when it was asked; an event that came
-    /// after the question was sent outranks the answer.
+    /// Where a tag points, dated by when the registry was asked: fresh from the shared tier, or
+    /// from the registry. An event that came after the question was sent outranks the answer.
     async fn lookup_tag(&self, p: &Parsed<'_>, key: TagKey) -> Result<Dated<Digest>, Error> {
         let asked = Instant::now();
         let ttl = self.tag_ttl(&p.account.name);
-        let answer = self.ask_tag(p, &key).await;
+        let scope = p.scope();
+        let answer = match self.shared_read(|s| s.tag(&scope, &key.reference)).await {
+            Some(TagHint::Fresh(digest, left)) => Ok(Dated::new(digest, asked, left.min(ttl))),
+            hint => {
+                let seen = match hint {
+                    Some(TagHint::Seen(d)) => Some(d),
+                    _ => None,
+                };
+                let answer = self.ask_tag(p, &key, &scope, seen, asked, ttl).await;
+                answer.map(|digest| Dated::new(digest, asked, ttl))
+            }
+        };
         match self.caches.announced.get(&key).await {
             Some(event) if event.asked >= asked => match event.value {
                 Some(digest) => Ok(Dated::new(digest, event.asked, ttl)),
@@ -483,31 +498,41 @@ impl Dimsum {
                     },
                 )),
             },
-            _ => answer.map(|digest| Dated::new(digest, asked, ttl)),
+            _ => answer,
         }
     }
 
-    async fn ask_tag(&self, p: &Parsed<'_>, key: &TagKey) -> Result<Digest, Error> {
+    /// Asks the registry: one `HEAD` when the digest is known (in memory, or `seen` by the shared
+    /// tier), else one `GET` for the fleet.
+    async fn ask_tag(
+        &self,
+        p: &Parsed<'_>,
+        key: &TagKey,
+        scope: &Scope,
+        seen: Option<Digest>,
+        asked: Instant,
+        ttl: Duration,
+    ) -> Result<Digest, Error> {
         let (account, repo, tag) = (p.account, &p.repository, &p.reference);
-        // (digest, seen by this process): a digest from disk is older than anything we remember,
-        // so it is revalidated but never served stale.
+        // (digest, seen by this process): a digest from the shared tier may be older than
+        // anything we remember, so it is revalidated but never served stale.
         let known = match self.caches.known.get(key).await {
             Some(known) => Some((known, true)),
-            None => self
-                .read_disk(|d| d.tag(&p.scope(), &key.reference))
-                .map(|d| (d, false)),
+            None => seen.map(|d| (d, false)),
+        };
+        let share = |digest: Digest| async move {
+            if let Some(shared) = self.shared() {
+                let left = ttl.saturating_sub(asked.elapsed());
+                shared.put_tag(scope, &key.reference, &digest, left).await;
+            }
+            self.caches.known.insert(key.clone(), digest.clone()).await;
+            digest
         };
         if let Some((known, recent)) = known {
             // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
             // unchanged tag costs no GET (and no Docker Hub pull).
             match p.client.head_manifest(repo, tag).await {
-                Ok(Some(digest)) => {
-                    if digest != known {
-                        self.write_disk(|d| d.put_tag(&p.scope(), &key.reference, &digest));
-                    }
-                    self.caches.known.insert(key.clone(), digest.clone()).await;
-                    return Ok(digest);
-                }
+                Ok(Some(digest)) => return Ok(share(digest).await),
                 Ok(None) => {}
                 // Stale if error: while the registry is down or rate-limiting, the last digest
                 // we saw for this tag is a better answer than an outage.
@@ -521,26 +546,34 @@ impl Dimsum {
                 Err(e) => return Err(registry_error(&account.name, e)),
             }
         }
-        let fetched = p
-            .client
-            .manifest(repo, tag)
+        let fetch = async {
+            let fetched = p
+                .client
+                .manifest(repo, tag)
+                .await
+                .map_err(|e| registry_error(&account.name, e))?;
+            let digest = fetched.digest.clone();
+            if let Some(shared) = self.shared() {
+                // The manifest first: whoever finds the tag finds its manifest too.
+                shared.put_manifest(scope, &fetched).await;
+            }
+            self.caches
+                .content
+                .insert(
+                    p.manifest_key(digest.clone()),
+                    Entry::Manifest(Arc::new(fetched)),
+                )
+                .await;
+            Ok(share(digest).await)
+        };
+        let fresh = || async {
+            match self.shared_read(|s| s.tag(scope, &key.reference)).await {
+                Some(TagHint::Fresh(digest, _)) => Some(digest),
+                _ => None,
+            }
+        };
+        self.once(scope, &format!("t {}", key.reference), fresh, fetch)
             .await
-            .map_err(|e| registry_error(&account.name, e))?;
-        let digest = fetched.digest.clone();
-        self.write_disk(|d| {
-            let scope = p.scope();
-            d.put_manifest(&scope, &fetched);
-            d.put_tag(&scope, &key.reference, &digest);
-        });
-        self.caches
-            .content
-            .insert(
-                p.manifest_key(digest.clone()),
-                Entry::Manifest(Arc::new(fetched)),
-            )
-            .await;
-        self.caches.known.insert(key.clone(), digest.clone()).await;
-        Ok(digest)
     }
 
     fn account(&self, name: &str) -> Result<&Account, Error> {
@@ -640,26 +673,39 @@ impl Dimsum {
                     .unwrap_or_default()
             ),
         };
-        if let Some(negative) = &self.caches.negative {
-            if let Some(e) = negative.get(&negative_key).await {
-                self.metrics.cache(CacheName::negative, true);
-                return Err(e.value);
-            }
+        let Some(negative) = &self.caches.negative else {
+            return self.resolve_uncached(p).await;
+        };
+        if let Some(e) = negative.get(&negative_key).await {
+            self.metrics.cache(CacheName::negative, true);
+            return Err(e.value);
+        }
+        let scope = p.scope();
+        let what = &negative_key.reference;
+        if let Some(detail) = self.shared_read(|s| s.not_found(&scope, what)).await {
+            return Err(registry_error(
+                &p.account.name,
+                registry::Error::NotFound {
+                    what: format!("manifest {}:{}", p.repository, p.reference),
+                    detail,
+                },
+            ));
         }
         let asked = Instant::now();
         let result = self.resolve_uncached(p).await;
-        if let (
-            Some(negative),
-            Err(
-                e @ Error::Registry {
-                    source: registry::Error::NotFound { .. },
-                    ..
-                },
-            ),
-        ) = (&self.caches.negative, &result)
+        if let Err(
+            e @ Error::Registry {
+                source: registry::Error::NotFound { detail, .. },
+                ..
+            },
+        ) = &result
         {
             self.metrics.cache(CacheName::negative, false);
             let ttl = self.cache_settings.negative_ttl;
+            if let Some(shared) = self.shared() {
+                let left = ttl.saturating_sub(asked.elapsed());
+                shared.put_not_found(&scope, what, detail, left).await;
+            }
             negative
                 .insert(negative_key, Dated::new(e.clone(), asked, ttl))
                 .await;

@@ -9,7 +9,9 @@
 //! was asked. With events configured, that trust holds only for accounts whose registry has sent
 //! this process an event (any event: dimsum's own fetches cause pull events) within
 //! `events.quietSeconds`; a registry that has gone quiet may have stopped notifying, so its
-//! accounts fall back to live revalidation (1 s) until it is heard again.
+//! accounts fall back to live revalidation (1 s) until it is heard again. With a shared tier
+//! that carries events (Redis), an event received by any replica is applied by all, and a replica
+//! that cannot hear them (Redis down) falls back to live revalidation too.
 
 use std::time::{Duration, Instant};
 
@@ -97,10 +99,11 @@ impl Dimsum {
     /// How long a tag of `account` looked up now may be trusted.
     pub(super) fn tag_ttl(&self, account: &str) -> Duration {
         let ttl = self.cache_settings.tag_ttl;
-        match self.events_quiet {
-            Some(quiet) if !self.caches.heard_within(account, quiet) => ttl.min(LIVE),
-            _ => ttl,
-        }
+        let deaf = self.shared().and_then(|s| s.hearing()) == Some(false);
+        let quiet = self
+            .events_quiet
+            .is_some_and(|quiet| !self.caches.heard_within(account, quiet));
+        if deaf || quiet { ttl.min(LIVE) } else { ttl }
     }
 
     /// The account an event is for: the one named, or the one whose address has `host`.
@@ -150,8 +153,37 @@ impl Dimsum {
         }
     }
 
-    /// Applies one notice from `account`'s registry (an account [`Dimsum::event_account`] gave).
+    /// Applies one notice from `account`'s registry (an account [`Dimsum::event_account`] gave),
+    /// here, in the shared tier, and (through it) on every other replica.
     pub async fn apply(&self, account: &str, notice: &Notice) -> Result<Applied, Error> {
+        let applied = self.apply_here(account, notice, true).await?;
+        if let (Some(shared), false) = (self.shared(), applied == Applied::Invalid) {
+            let event = serde_json::json!({"account": account, "notice": notice});
+            shared.publish(&event.to_string()).await;
+        }
+        Ok(applied)
+    }
+
+    /// Applies an event another replica received and published (see [`Dimsum::apply`]): to this
+    /// replica's memory only, the shared tier being up to date already.
+    pub async fn apply_from_replica(&self, event: &str) -> Option<(String, Notice, Applied)> {
+        #[derive(serde::Deserialize)]
+        struct Event {
+            account: String,
+            notice: Notice,
+        }
+        let Event { account, notice } = serde_json::from_str(event).ok()?;
+        let applied = self.apply_here(&account, &notice, false).await.ok()?;
+        Some((account, notice, applied))
+    }
+
+    /// Applies one notice to memory and, when it comes from the registry, to the shared tier.
+    async fn apply_here(
+        &self,
+        account: &str,
+        notice: &Notice,
+        from_registry: bool,
+    ) -> Result<Applied, Error> {
         let a = self.account(account)?;
         self.caches.hear(&a.name);
         let Ok(repository) = Repository::parse(&notice.repository) else {
@@ -170,6 +202,8 @@ impl Dimsum {
             })
         };
         let now = Instant::now();
+        let scope = a.scope(&repository);
+        let shared = self.shared().filter(|_| from_registry);
         match &notice.change {
             Change::Pushed { tag, digest } => {
                 let Some(key) = key(tag) else {
@@ -177,12 +211,26 @@ impl Dimsum {
                 };
                 match digest.as_deref().map(Digest::parse) {
                     Some(None) => return Ok(Applied::Invalid),
-                    Some(Some(digest)) => self.announce(key, Some(digest), now).await,
+                    Some(Some(digest)) => {
+                        if let Some(shared) = shared {
+                            let ttl = self.tag_ttl(account);
+                            shared.put_tag(&scope, tag, &digest, ttl).await;
+                        }
+                        self.announce(key, Some(digest), now).await;
+                    }
                     // Moved, to where it does not say (Quay): the next lookup asks.
-                    None => self.caches.forget_tags({
-                        let key = key.clone();
-                        move |k, _| *k == key
-                    }),
+                    None => {
+                        if let Some(shared) = shared {
+                            shared.forget_tag(&scope, tag).await;
+                        }
+                        self.caches.forget_tags({
+                            let key = key.clone();
+                            move |k, _| *k == key
+                        });
+                    }
+                }
+                if let Some(shared) = shared {
+                    shared.forget_not_found(&scope, &format!("{tag} ")).await;
                 }
                 // Whatever was missing in this repository may exist now.
                 let (name, repo) = (a.name.clone(), repository.clone());
@@ -198,6 +246,9 @@ impl Dimsum {
                 let Some(key) = key(tag) else {
                     return Ok(Applied::Invalid);
                 };
+                if let Some(shared) = shared {
+                    shared.forget_tag(&scope, tag).await;
+                }
                 self.announce(key, None, now).await;
                 Ok(Applied::Deleted)
             }
