@@ -84,15 +84,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let disk = disk.as_deref().and_then(SharedTier::disk);
     let metrics = Arc::new(Metrics::default());
-    // serve and stdio share Redis when it is configured (it starts tasks: inside the runtime).
-    let long_lived = |config: &Config, disk: Option<SharedTier>| {
-        let shared = match &config.settings.redis {
-            Some(redis) => Some(SharedTier::redis(redis, metrics.clone())),
-            None => disk,
-        };
-        let service = Dimsum::with_shared(config, shared.clone(), metrics.clone());
-        (service, shared.and_then(|s| s.replica_events()))
-    };
     let multi_thread = || {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -111,11 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             multi_thread()?.block_on(async {
-                let (service, replica_events) = long_lived(&config, disk);
-                let live = Arc::new(Live::new(service, &config.settings, sources));
-                if let Some(events) = replica_events {
-                    tokio::spawn(live.clone().follow_replicas(events));
-                }
+                let live = Live::start(&config, disk, metrics, sources);
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let watcher = tokio::spawn(live.clone().watch(async move {
                     let mut stopped = stopped;
@@ -132,11 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stdio { max_line_bytes } => {
             multi_thread()?.block_on(async {
-                let (service, replica_events) = long_lived(&config, disk);
-                let live = Arc::new(Live::new(service, &config.settings, sources));
-                if let Some(events) = replica_events {
-                    tokio::spawn(live.clone().follow_replicas(events));
-                }
+                let live = Live::start(&config, disk, metrics, sources);
                 let methods = Rpc::new(live).into_rpc();
                 let stdin = tokio::io::BufReader::with_capacity(64 * 1024, tokio::io::stdin());
                 let stdout = tokio::io::stdout();

@@ -126,6 +126,7 @@ pub struct Metrics {
     connections: Gauge,
     shed: Family<Shed, Counter>,
     shared: Family<SharedOp, Counter>,
+    shared_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -202,9 +203,16 @@ impl Default for Metrics {
             "Shared-tier errors and fetch-lock waits, by kind (hits and misses are cache_lookups{cache=\"shared\"})",
             shared.clone(),
         );
+        let shared_up = Gauge::default();
+        registry.register(
+            "shared_up",
+            "1 while the shared tier (Redis) answers, 0 while it does not",
+            shared_up.clone(),
+        );
         Metrics {
             registry,
             shared,
+            shared_up,
             connections,
             shed,
             events,
@@ -280,6 +288,16 @@ impl Metrics {
     /// Counts a shared-tier error or lock wait.
     pub fn shared(&self, kind: &'static str, result: &'static str) {
         self.shared.get_or_create(&SharedOp { kind, result }).inc();
+    }
+
+    /// Records whether the shared tier answers.
+    pub fn shared_up(&self, up: bool) {
+        self.shared_up.set(i64::from(up));
+    }
+
+    /// Whether the shared tier answered last.
+    pub fn is_shared_up(&self) -> bool {
+        self.shared_up.get() == 1
     }
 
     /// Shared-tier events of `result` so far, all kinds.

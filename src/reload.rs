@@ -123,6 +123,28 @@ impl Live {
         }
     }
 
+    /// The live service of a long-running transport (`serve`, `stdio`) for `config`: with Redis
+    /// behind memory when `dimsum.redis` is set (else `disk`, if any), following the events
+    /// other replicas publish. Starts tasks: call it inside the runtime.
+    pub fn start(
+        config: &Config,
+        disk: Option<crate::cache::SharedTier>,
+        metrics: Arc<crate::metrics::Metrics>,
+        sources: Vec<PathBuf>,
+    ) -> Arc<Live> {
+        let shared = match &config.settings.redis {
+            Some(redis) => Some(crate::cache::SharedTier::redis(redis, metrics.clone())),
+            None => disk,
+        };
+        let replica_events = shared.as_ref().and_then(|s| s.replica_events());
+        let service = Dimsum::with_shared(config, shared, metrics);
+        let live = Arc::new(Live::new(service, &config.settings, sources));
+        if let Some(events) = replica_events {
+            tokio::spawn(live.clone().follow_replicas(events));
+        }
+        live
+    }
+
     /// Applies the registry events other replicas publish, until the shared tier stops.
     pub async fn follow_replicas(self: Arc<Self>, mut events: tokio::sync::mpsc::Receiver<String>) {
         while let Some(event) = events.recv().await {

@@ -15,6 +15,7 @@ mod deploy;
 mod errors;
 mod events;
 mod faults;
+mod fleet;
 mod hardening;
 mod load;
 mod operate;

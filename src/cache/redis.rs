@@ -134,9 +134,7 @@ impl Redis {
         let result = tokio::time::timeout(self.timeout, cmd.query(&mut conn)).await;
         match result {
             Ok(Ok(v)) => {
-                if self.failing.swap(false, Ordering::Relaxed) {
-                    tracing::warn!("redis: reachable again; sharing resumes");
-                }
+                self.recovered();
                 Some(v)
             }
             Ok(Err(e)) => {
@@ -150,8 +148,17 @@ impl Redis {
         }
     }
 
+    fn recovered(&self) {
+        self.skip_until.store(0, Ordering::Relaxed);
+        self.metrics.shared_up(true);
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::warn!("redis: reachable again; sharing resumes");
+        }
+    }
+
     fn fail(&self, what: &'static str, error: &str) {
         self.metrics.shared(what, "error");
+        self.metrics.shared_up(false);
         let until = self.epoch.elapsed() + BACKOFF;
         self.skip_until
             .store(until.as_millis() as u64, Ordering::Relaxed);
@@ -201,8 +208,27 @@ fn origin() -> String {
 }
 
 /// Makes the connection, retrying with backoff until it exists (then the connection manager
-/// reconnects by itself).
+/// reconnects by itself), then pings every [`BACKOFF`], so a Redis that came back is used again
+/// at once rather than after the next failed lookup.
 async fn connect(redis: std::sync::Weak<Redis>) {
+    make_connection(redis.clone()).await;
+    loop {
+        tokio::time::sleep(BACKOFF).await;
+        let Some(r) = redis.upgrade() else { return };
+        let Some(conn) = r.conn.load_full() else {
+            return;
+        };
+        let mut conn = (*conn).clone();
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(r.timeout, ping.query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => r.recovered(),
+            Ok(Err(e)) => r.fail("ping", &e.to_string()),
+            Err(_) => r.fail("ping", "timed out"),
+        }
+    }
+}
+
+async fn make_connection(redis: std::sync::Weak<Redis>) {
     let mut delay = Duration::from_millis(100);
     loop {
         let Some(r) = redis.upgrade() else { return };
@@ -216,6 +242,7 @@ async fn connect(redis: std::sync::Weak<Redis>) {
         match client.get_connection_manager_with_config(config).await {
             Ok(conn) => {
                 r.conn.store(Some(Arc::new(conn)));
+                r.recovered();
                 tracing::info!("redis: connected");
                 return;
             }

@@ -3,6 +3,7 @@
 
 pub mod fault;
 pub mod images;
+pub mod redis;
 pub mod registry;
 pub mod run;
 pub mod server;

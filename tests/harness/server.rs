@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use dimsum::Config;
 use dimsum::reload::Live;
 use dimsum::transport::http::serve;
-use dimsum::{Config, Dimsum};
 
 /// A running server; stopped on drop.
 pub struct Served {
@@ -37,8 +37,8 @@ impl Served {
     pub fn start_on(listener: std::net::TcpListener, config: &Path) -> Served {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let config = Config::from_paths(&[config.to_owned()]).unwrap();
-        let service = Dimsum::new(&config);
-        let live = Arc::new(Live::new(service, &config.settings, Vec::new()));
+        let metrics = Arc::new(dimsum::metrics::Metrics::default());
+        let live = Live::start(&config, None, metrics, Vec::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limits = config.settings.server.clone();
         let task = tokio::spawn(serve(listener, live.clone(), limits, async {
