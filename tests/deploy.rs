@@ -75,4 +75,6 @@ fn the_image_and_the_manifests_agree() {
     assert!(config.settings.api_token.is_some());
     assert!(config.settings.events.is_some(), "/events is on");
     assert_eq!(config.settings.cache.tag_ttl.as_secs(), 1, "live tags");
+    let redis = config.settings.redis.expect("the replicas share Redis");
+    assert_eq!(redis.url.host_str(), Some("spin-redis.spinnaker.svc"));
 }

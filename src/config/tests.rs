@@ -202,3 +202,43 @@ fn dimsum_section_is_strict() {
     assert!(load(&[("f.yml", "")]).unwrap().accounts.is_empty());
     assert!(matches!(load(&[("f.yml", "[1")]), Err(Error::Invalid(_))));
 }
+
+#[test]
+fn redis_and_server_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("pw");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let yaml = format!(
+        "dimsum:\n  redis:\n    url: rediss://spin-redis:6380/2\n    passwordFile: {}\n  server:\n    maxConnections: 7\n    headerTimeoutMillis: 250\ndockerRegistry:\n  accounts: []\n",
+        password.display()
+    );
+    let config = load(&[("a.yml", &yaml)]).unwrap();
+    let redis = config.settings.redis.unwrap();
+    assert_eq!(redis.url.as_str(), "rediss://spin-redis:6380/2");
+    assert_eq!(redis.password.as_ref().map(Secret::expose), Some("s3cret"));
+    assert_eq!(redis.key_prefix, "dimsum:");
+    assert_eq!(redis.timeout, Duration::from_millis(200));
+    assert_eq!(config.settings.server.max_connections, 7);
+    assert_eq!(
+        config.settings.server.header_timeout,
+        Duration::from_millis(250)
+    );
+    assert_eq!(config.settings.server.body_timeout, Duration::from_secs(10));
+    for (redis, problem) in [
+        ("{url: \"redis://:pw@r:6379\"}", "must not hold a password"),
+        ("{url: \"http://r:6379\"}", "redis.url must be"),
+        ("{keyPrefix: x}", "redis.url is required"),
+        (
+            "{url: \"redis://r\", passwordFile: /nonexistent/pw}",
+            "redis.passwordFile",
+        ),
+        ("{url: \"redis://r\", hostname: r}", "unknown field"),
+    ] {
+        let yaml = format!("dimsum:\n  redis: {redis}\ndockerRegistry:\n  accounts: []\n");
+        let found = problems(load(&[("a.yml", &yaml)]));
+        assert!(
+            found.iter().any(|p| p.contains(problem)),
+            "{redis}: {found:?}"
+        );
+    }
+}
