@@ -4,7 +4,8 @@
 //! It computes the `history[].v1Compatibility` objects itself from the schema2/OCI config blob,
 //! byte-identical to Docker Distribution v2.8.2's conversion, so it works on registries that no
 //! longer serve schema1 and on OCI images that never had it. It only reads: it never pushes,
-//! lists catalogs or caches tags for triggers (Clouddriver and Igor do that).
+//! lists catalogs or polls tags for triggers (Clouddriver and Igor do that); it listens to the
+//! registries' own push notifications so that it is never stale.
 //!
 //! # Layout
 //! - [`cli`]: clap arguments and where the configuration comes from.
@@ -13,14 +14,17 @@
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
 //! - [`events`]: registry notifications (Distribution, ACR, Harbor, Quay) → tag changes.
-//! - [`cache`]: content by digest, tag → digest with a TTL, recent not-founds; single flight;
-//!   `cache::disk` keeps content across processes for the one-shot CLI.
+//! - [`cache`]: memory (content by digest, tags dated by when the registry was asked, recent
+//!   not-founds; single flight) and the [`cache::SharedTier`] behind it: the disk for the
+//!   one-shot CLI, Redis for a fleet of `serve` replicas.
 //! - [`metrics`]: Prometheus counters and histograms: requests, upstream calls, caches, reloads.
 //! - [`prefetch`]: fetching pushed tags in the background, bounded in queue and concurrency.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
-//! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST).
+//! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST,
+//!   registry events), with its own accept loop against slow clients; one JSON-RPC dispatcher
+//!   for all.
 //! - [`fuzzing`]: entry points shared by the fuzz targets and the corpus replay test.
 //! - [`error`]: the crate [`Error`] and its single mapping to the wire codes.
 #![deny(missing_docs)]

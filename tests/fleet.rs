@@ -189,6 +189,29 @@ async fn an_event_sent_to_one_replica_is_heard_by_all() {
         .await;
         assert_eq!(level0(served, "local", "v1").await, b);
     }
+
+    // The registry says the manifest is gone: the tag is forgotten in Redis too, so a new
+    // replica asks the registry instead of trusting the shared tier's word for 300 s.
+    let delete = format!(
+        r#"{{"action":"delete","target":{{"digest":"{db}","repository":"team/app"}},"request":{{"host":"x"}}}}"#
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/events?account=local", fleet[0].url))
+        .bearer_auth(TOKEN)
+        .body(delete)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let newcomer = Served::start(&cfg);
+    until_shared_up(std::slice::from_ref(&newcomer)).await;
+    assert_eq!(level0(&newcomer, "local", "v1").await, b);
+    let m = newcomer.metrics();
+    assert_eq!(
+        m.upstream_count("local", Kind::manifest_get),
+        1,
+        "asked the registry"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -289,6 +289,20 @@ impl Caches {
         }
     }
 
+    /// The tags of `repository` last seen naming `digest`.
+    pub(crate) fn tags_naming(
+        &self,
+        account: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> Vec<String> {
+        self.known
+            .iter()
+            .filter(|(k, v)| &*k.account == account && k.repository == repository && v == digest)
+            .map(|(k, _)| k.reference.clone())
+            .collect()
+    }
+
     /// Forgets a deleted manifest: its content, its histories, and every tag that named it.
     pub(crate) fn forget_manifest(&self, account: &Arc<str>, repository: &str, digest: &Digest) {
         let (a, r, d) = (account.clone(), repository.to_owned(), digest.clone());

@@ -256,6 +256,12 @@ impl Dimsum {
                 let Some(digest) = Digest::parse(digest) else {
                     return Ok(Applied::Invalid);
                 };
+                if let Some(shared) = shared {
+                    // The tags this process knows named it; the others expire with their trust.
+                    for tag in self.caches.tags_naming(&a.name, &repository, &digest) {
+                        shared.forget_tag(&scope, &tag).await;
+                    }
+                }
                 self.caches.forget_manifest(&a.name, &repository, &digest);
                 Ok(Applied::Deleted)
             }
