@@ -623,6 +623,8 @@ async fn no_secret_appears_in_any_output() {
     let token_password = "issuer-secret-77ab";
     let api_token = "api-token-secret-0d2e-0d2e";
     let events_token = "events-token-secret-5e1a-5e1a";
+    let redis_password = "redis-secret-77c3-77c3";
+    let redis = crate::harness::redis::RedisServer::start_with(&["--requirepass", redis_password]);
     let basic_registry = Registry::start(Mode::Htpasswd(&[("ci", htpasswd_password)]));
     let pusher = Pusher::new(
         &basic_registry.url(),
@@ -656,14 +658,18 @@ async fn no_secret_appears_in_any_output() {
     std::fs::write(&token_file, api_token).unwrap();
     let events_file = dir.path().join("events");
     std::fs::write(&events_file, events_token).unwrap();
+    let redis_file = dir.path().join("redis");
+    std::fs::write(&redis_file, redis_password).unwrap();
     let yaml = format!(
-        "dimsum:\n  retries: 0\n  auth:\n    tokenFile: {}\n  events:\n    tokenFile: {}\ndockerRegistry:\n  accounts:\n\
+        "dimsum:\n  retries: 0\n  auth:\n    tokenFile: {}\n  events:\n    tokenFile: {}\n  redis:\n    url: {}\n    passwordFile: {}\ndockerRegistry:\n  accounts:\n\
          \x20 - {{name: basic, address: \"{}\", username: ci, password: {htpasswd_password}}}\n\
          \x20 - {{name: wrong, address: \"{}\", username: ci, password: {htpasswd_password}-not}}\n\
          \x20 - {{name: token, address: \"{}\", username: alice, passwordFile: {}}}\n\
          \x20 - {{name: command, address: \"{}\", username: alice, passwordCommand: \"echo {token_password}\"}}\n",
         token_file.display(),
         events_file.display(),
+        redis.url(),
+        redis_file.display(),
         basic_registry.url(),
         basic_registry.url(),
         token_registry.url(),
@@ -776,11 +782,42 @@ async fn no_secret_appears_in_any_output() {
     );
     assert!(text.contains("revision"), "the scenarios did run");
     assert!(text.contains(r#""received":1"#), "the events were taken");
+    assert!(
+        text.contains("redis: connected"),
+        "Redis was used: {text:.0}"
+    );
+    let mut conn = redis.connection_with_password(redis_password).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the server shared through Redis");
+    for key in &keys {
+        let value: Vec<u8> = match redis::cmd("GET").arg(key).query_async(&mut conn).await {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let value = String::from_utf8_lossy(&value);
+        for secret in [
+            htpasswd_password,
+            token_password,
+            api_token,
+            events_token,
+            redis_password,
+        ] {
+            assert!(
+                !value.contains(secret) && !key.contains(secret),
+                "a secret in Redis: {key}"
+            );
+        }
+    }
     let mut secrets = vec![
         htpasswd_password.to_owned(),
         token_password.to_owned(),
         api_token.to_owned(),
         events_token.to_owned(),
+        redis_password.to_owned(),
         STANDARD.encode(format!("ci:{htpasswd_password}")),
         STANDARD.encode(format!("alice:{token_password}")),
     ];

@@ -11,11 +11,17 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1 (kept across restarts).
     pub port: u16,
     dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one, without persistence, and waits until it accepts connections.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts one with more `redis-server` arguments (e.g. `--requirepass`).
+    pub fn start_with(args: &[&str]) -> RedisServer {
         super::require("redis-server", "redis-server");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -27,6 +33,7 @@ impl RedisServer {
             child: None,
             port,
             dir,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         redis.restart();
         redis
@@ -53,6 +60,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -79,7 +87,20 @@ impl RedisServer {
 
     /// A connection for the test itself.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
+        self.connect(self.url()).await
+    }
+
+    /// A connection for the test itself, to a Redis started with `--requirepass`.
+    pub async fn connection_with_password(
+        &self,
+        password: &str,
+    ) -> redis::aio::MultiplexedConnection {
+        self.connect(format!("redis://:{password}@127.0.0.1:{}", self.port))
+            .await
+    }
+
+    async fn connect(&self, url: String) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(url)
             .unwrap()
             .get_multiplexed_async_connection()
             .await
