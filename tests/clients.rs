@@ -15,6 +15,7 @@ use crate::harness::images::{Pusher, SCHEMA2};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::config;
 use crate::harness::server::Served;
+use crate::harness::until;
 
 /// Small bounds, so the tests take a second, not the defaults' ten.
 const SERVER: &str = "dimsum:\n  server:\n    maxConnections: 16\n    headerTimeoutMillis: 300\n    bodyTimeoutMillis: 300\n";
@@ -47,17 +48,6 @@ async fn read_to_close(socket: &mut TcpStream) -> Vec<u8> {
     });
     read.await.expect("the server never closed the connection");
     got
-}
-
-/// Waits, boundedly, for `check` to hold.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("{what}: not within 10 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

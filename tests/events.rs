@@ -11,19 +11,9 @@ use crate::harness::images::{Pusher, SCHEMA2, VA, VA_LAYER, VB, VC};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{config, dimsum};
 use crate::harness::server::Served;
+use crate::harness::until;
 
 const TOKEN: &str = "events-token-0123456789abcdef";
-
-/// Waits, boundedly, for `check` to hold: what the registry sends arrives on its own schedule.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: not within 10 s");
-}
 
 /// A config for `accounts` with the events token, `events` more lines under `dimsum.events`
 /// and `settings` under `dimsum:`.

@@ -13,19 +13,9 @@ use crate::harness::redis::RedisServer;
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::config;
 use crate::harness::server::Served;
+use crate::harness::until;
 
 const TOKEN: &str = "fleet-events-token-0123456789";
-
-/// Waits, boundedly, for `check` to hold.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what}: not within 10 s");
-}
 
 /// A config for `accounts` sharing `redis`, with `settings` under `dimsum:`.
 fn fleet_config(dir: &Path, redis: &RedisServer, accounts: &str, settings: &str) -> PathBuf {

@@ -140,16 +140,7 @@ pub fn content_type_essence(value: &str) -> &str {
 }
 
 fn known(media_type: &str) -> Option<&'static str> {
-    [
-        OCI_INDEX,
-        DOCKER_LIST,
-        OCI_MANIFEST,
-        DOCKER_SCHEMA2,
-        DOCKER_SCHEMA1_SIGNED,
-        DOCKER_SCHEMA1,
-    ]
-    .into_iter()
-    .find(|m| *m == media_type)
+    ACCEPTED.into_iter().find(|m| *m == media_type)
 }
 
 impl Manifest {

@@ -109,15 +109,15 @@ fn image<'a>(
     account: &'a str,
     repository: &'a str,
     reference: &'a str,
-    platform: Option<&'a str>,
-    digest: Option<&'a str>,
+    platform: &'a Option<String>,
+    digest: &'a Option<String>,
 ) -> ImageRequest<'a> {
     ImageRequest {
         account,
         repository,
         reference,
-        platform,
-        digest,
+        platform: platform.as_deref(),
+        digest: digest.as_deref(),
     }
 }
 
@@ -167,13 +167,7 @@ impl DimsumApiServer for Rpc {
         digest: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            platform.as_deref(),
-            digest.as_deref(),
-        );
+        let req = image(&account, &repository, &reference, &platform, &digest);
         Ok(self.history(req, level, strict.unwrap_or(false)).await?)
     }
 
@@ -187,13 +181,7 @@ impl DimsumApiServer for Rpc {
         digest: Option<String>,
     ) -> RpcResult<ManifestResult> {
         let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            platform.as_deref(),
-            digest.as_deref(),
-        );
+        let req = image(&account, &repository, &reference, &platform, &digest);
         let m = self.manifest(req).await?;
         let text = String::from_utf8(m.bytes)
             .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
@@ -214,13 +202,7 @@ impl DimsumApiServer for Rpc {
         digest: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            platform.as_deref(),
-            digest.as_deref(),
-        );
+        let req = image(&account, &repository, &reference, &platform, &digest);
         raw(self.labels(req).await?)
     }
 
@@ -241,8 +223,8 @@ impl Backend for Rpc {
                 &call.account,
                 &call.repository,
                 &call.reference,
-                call.platform.as_deref(),
-                call.digest.as_deref(),
+                &call.platform,
+                &call.digest,
             );
             Ok(match call.action {
                 Action::History { level, strict } => {

@@ -107,6 +107,6 @@ fn is_json(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+        .map(crate::registry::manifest::content_type_essence)
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
 }

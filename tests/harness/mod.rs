@@ -20,6 +20,42 @@ pub fn require(tool: &str, package: &str) {
     );
 }
 
+/// Waits, boundedly, for `check` to hold: for what real parts (a registry's notifications, a
+/// server's timeouts, Redis's return) do on their own schedule. Polls every 5 ms for 10 s.
+pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+/// Reads `stream` line by line for the process's life (or it blocks on a full pipe) and gives
+/// the first line's `pick` result, waiting at most 20 s for it.
+pub fn first_line<T: Send + 'static>(
+    stream: impl std::io::Read + Send + 'static,
+    what: &str,
+    pick: impl Fn(&str) -> Option<T> + Send + 'static,
+) -> T {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(found) = pick(&line) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(found);
+                }
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what} did not start"))
+}
+
 /// An axum app served on a free loopback port for the test's life; aborted on drop.
 pub struct App {
     /// `http://127.0.0.1:<port>`.

@@ -1,9 +1,6 @@
 //! A real Redis (`redis-server`, Debian's) on a free loopback port, to be stopped and restarted.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 /// A running Redis; killed on drop.
 pub struct RedisServer {
@@ -67,21 +64,9 @@ impl RedisServer {
             .spawn()
             .expect("starting redis-server");
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Keep draining its output for its life, or it blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("Ready to accept connections") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
+        super::first_line(stdout, "redis-server", |line| {
+            line.contains("Ready to accept connections").then_some(())
         });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("redis-server did not start");
         self.child = Some(child);
     }
 

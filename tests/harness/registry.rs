@@ -1,10 +1,7 @@
 //! A real Docker Distribution 2.8 (`docker-registry`) on a free loopback port.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 /// How the registry authenticates.
 pub enum Mode<'a> {
@@ -168,26 +165,13 @@ fn spawn(config_path: &Path) -> (Child, String) {
         .spawn()
         .expect("starting docker-registry");
     let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Keep draining stderr for the registry's life, or it blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(i) = line.find("listening on ") {
-                let addr: String = line[i + 13..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ','))
-                    .collect();
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-        }
+    let addr = super::first_line(stderr, "docker-registry", |line| {
+        let i = line.find("listening on ")?;
+        let addr: String = line[i + 13..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | ','))
+            .collect();
+        Some(addr)
     });
-    // Bounded: a registry that does not come up within 20 s fails the test.
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("docker-registry did not start listening");
     (child, addr)
 }
