@@ -91,7 +91,8 @@ struct Prefetch {
 struct SharedOp {
     /// `manifest`, `blob`, `tag`, `not_found`, `lock`, `publish`.
     kind: &'static str,
-    /// `error` (Redis failed or timed out) or `wait` (another replica held the fetch lock).
+    /// `error` (Redis failed or timed out), `wait` (another replica held the fetch lock) or
+    /// `discarded` (content that did not match its digest).
     result: &'static str,
 }
 
@@ -200,7 +201,7 @@ impl Default for Metrics {
         let shared = Family::<SharedOp, Counter>::default();
         registry.register(
             "shared_events",
-            "Shared-tier errors and fetch-lock waits, by kind (hits and misses are cache_lookups{cache=\"shared\"})",
+            "Shared-tier errors, fetch-lock waits and discarded content, by kind (hits and misses are cache_lookups{cache=\"shared\"})",
             shared.clone(),
         );
         let shared_up = Gauge::default();

@@ -111,6 +111,11 @@ async fn three_replicas_fetch_each_image_once_in_all() {
     assert!(answers.iter().all(|a| a == &answers[0] && a.0 == 200));
     assert_ne!(answers[0], first);
     assert_eq!(fetches(&fleet, "local"), (2, 2), "concurrent: one GET each");
+    for served in &fleet {
+        let m = served.metrics();
+        assert_eq!(m.shared_count("discarded"), 0, "a miss is not a mismatch");
+        assert_eq!(m.shared_count("error"), 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,4 +342,5 @@ async fn tampered_content_is_refetched_and_identities_stay_apart() {
         (1, 2),
         "the tampered blob was fetched again"
     );
+    assert_eq!(fleet[2].metrics().shared_count("discarded"), 1);
 }

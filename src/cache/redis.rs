@@ -318,13 +318,17 @@ fn millis(d: Duration) -> u64 {
 impl Shared for Redis {
     async fn manifest(&self, scope: &Scope, digest: &Digest) -> Option<Fetched> {
         let key = self.key("m", scope, digest.as_str());
-        let mut value: Vec<u8> = self.run("manifest", redis::cmd("GET").arg(&key)).await?;
+        // A missing key is nil, not empty bytes: only a present value can fail verification.
+        let mut value: Vec<u8> = self
+            .run::<Option<Vec<u8>>>("manifest", redis::cmd("GET").arg(&key))
+            .await??;
         let newline = value.iter().position(|b| *b == b'\n')?;
         let bytes = value.split_off(newline + 1);
         let media_type = std::str::from_utf8(&value[..newline]).ok()?;
         let fetched = Fetched::verified(media_type, bytes, digest);
         if fetched.is_none() {
             tracing::warn!(%digest, "redis: a manifest did not match its digest; discarded");
+            self.metrics.shared("manifest", "discarded");
             let _: Option<i64> = self.run("manifest", redis::cmd("DEL").arg(&key)).await;
         }
         fetched
@@ -342,11 +346,14 @@ impl Shared for Redis {
 
     async fn blob(&self, scope: &Scope, digest: &Digest) -> Option<Vec<u8>> {
         let key = self.key("b", scope, digest.as_str());
-        let bytes: Vec<u8> = self.run("blob", redis::cmd("GET").arg(&key)).await?;
+        let bytes: Vec<u8> = self
+            .run::<Option<Vec<u8>>>("blob", redis::cmd("GET").arg(&key))
+            .await??;
         if digest.verifies(&bytes) {
             return Some(bytes);
         }
         tracing::warn!(%digest, "redis: a blob did not match its digest; discarded");
+        self.metrics.shared("blob", "discarded");
         let _: Option<i64> = self.run("blob", redis::cmd("DEL").arg(&key)).await;
         None
     }
