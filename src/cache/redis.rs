@@ -27,15 +27,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-use super::shared::{Lock, Scope, Shared, TagHint};
+use super::shared::{LOCK_LIFE, Lock, Scope, Shared, TagHint};
 use crate::config::RedisSettings;
 use crate::metrics::Metrics;
 use crate::registry::{Digest, Fetched};
 
 /// How long content stays in Redis after it was last written.
 const CONTENT_SECONDS: u64 = 7 * 24 * 3600;
-/// How long a fetch lock lives if its holder never releases it.
-pub(crate) const LOCK_MILLIS: u64 = 10_000;
 /// How long the tier is skipped after a failure.
 const BACKOFF: Duration = Duration::from_secs(1);
 /// Events from other replicas waiting to be applied, at most.
@@ -432,7 +430,7 @@ impl Shared for Redis {
             .arg(&token)
             .arg("NX")
             .arg("PX")
-            .arg(LOCK_MILLIS);
+            .arg(millis(LOCK_LIFE));
         match self.run::<Option<String>>("lock", &cmd).await {
             Some(Some(_)) => Lock::Held(token),
             Some(None) => Lock::Elsewhere,

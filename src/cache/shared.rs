@@ -16,6 +16,9 @@ use jsonrpsee::core::async_trait;
 
 use crate::registry::{Digest, Fetched};
 
+/// How long a fetch lock lives if its holder never releases it; waiters wait no longer.
+pub(crate) const LOCK_LIFE: Duration = Duration::from_secs(10);
+
 /// Whose content a key holds: registry address, user name, account, repository.
 #[derive(Debug, Clone)]
 pub(crate) struct Scope(pub(crate) String);

@@ -13,8 +13,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::Dimsum;
-use crate::cache::redis::LOCK_MILLIS;
-use crate::cache::shared::{Lock, Scope, Shared};
+use crate::cache::shared::{LOCK_LIFE, Lock, Scope, Shared};
 use crate::error::Error;
 use crate::metrics::CacheName;
 
@@ -60,7 +59,7 @@ impl Dimsum {
         if let Some(found) = read().await {
             return Ok(found);
         }
-        let deadline = Instant::now() + Duration::from_millis(LOCK_MILLIS);
+        let deadline = Instant::now() + LOCK_LIFE;
         let mut waited = false;
         let token = loop {
             match shared.lock(scope, what).await {
