@@ -5,31 +5,15 @@ dimsum_prefetches_total{outcome="ok"} counter moving on).
 Usage: push.py REGISTRY_URL DIMSUM_URL REPOSITORY COUNT
 Prints {"median_ms", "p99_ms", "max_ms", "pushes"} as JSON.
 """
-import hashlib
 import json
 import statistics
 import sys
 import time
-import urllib.request
+
+from seed import Pusher, call
 
 base, dimsum, repo, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def call(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    with opener.open(req, timeout=60) as r:
-        return r.status, r.headers, r.read()
-
-
-def blob(data):
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    _, h, _ = call("POST", f"{base}/v2/{repo}/blobs/uploads/")
-    loc = h["Location"]
-    loc = loc if loc.startswith("http") else base + loc
-    sep = "&" if "?" in loc else "?"
-    call("PUT", f"{loc}{sep}digest={digest}", data, {"Content-Type": "application/octet-stream"})
-    return digest
+pusher = Pusher(base, repo)
 
 
 def prefetched():
@@ -41,7 +25,7 @@ def prefetched():
 
 
 layer = b"push benchmark layer " * 64
-layer_digest = blob(layer)
+layer_digest = pusher.blob(layer)
 latencies = []
 for i in range(count):
     config = json.dumps({
@@ -50,15 +34,9 @@ for i in range(count):
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "2" * 64]},
         "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"/bin/sh -c echo {i}"}],
     }).encode()
-    config_digest = blob(config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config), "digest": config_digest},
-        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer), "digest": layer_digest}],
-    }).encode()
+    config_digest = pusher.blob(config)
     before = prefetched()
-    status, _, _ = call("PUT", f"{base}/v2/{repo}/manifests/p{i}", manifest,
-                        {"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+    status = pusher.manifest(f"p{i}", config, config_digest, layer, layer_digest)
     assert status == 201, status
     pushed = time.perf_counter()
     deadline = pushed + 10
