@@ -193,6 +193,14 @@ async fn no_answer_on_the_port_has_a_body_that_is_not_json() {
     for status in [200, 400, 404, 405, 415] {
         assert!(seen.contains(&status), "{status} was exercised: {seen:?}");
     }
+    let empty = raw(
+        &served,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        b"",
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&empty.body).unwrap();
+    assert_eq!(v["error"]["code"], -32700, "an empty body is not JSON: {v}");
     let huge = vec![b' '; 2 << 20];
     let r = raw(
         &served,

@@ -111,6 +111,15 @@ async fn single(methods: &Methods, text: &str) -> Option<String> {
     }
 }
 
+/// The reply to one HTTP body or WebSocket message, where (unlike a stdio line) an empty one is
+/// not a blank line to skip but a message that is not JSON.
+pub(crate) async fn handle_message(methods: &Methods, text: &str) -> Option<String> {
+    if text.trim().is_empty() {
+        return Some(error_reply("null", -32700, "Parse error: empty message"));
+    }
+    handle(methods, text).await
+}
+
 pub(crate) fn error_reply(id: &str, code: i32, message: &str) -> String {
     let message = serde_json::Value::from(message);
     format!(r#"{{"jsonrpc":"2.0","error":{{"code":{code},"message":{message}}},"id":{id}}}"#)

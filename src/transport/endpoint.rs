@@ -83,7 +83,7 @@ impl Service<Request<HttpBody>> for Endpoint {
                 }
             };
             let reply = match std::str::from_utf8(&bytes) {
-                Ok(text) => super::dispatch::handle(&methods, text).await,
+                Ok(text) => super::dispatch::handle_message(&methods, text).await,
                 Err(_) => Some(super::dispatch::error_reply(
                     "null",
                     -32700,

@@ -116,7 +116,7 @@ where
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 let (methods, replies) = (methods.clone(), replies.clone());
                 tokio::spawn(async move {
-                    if let Some(reply) = super::dispatch::handle(&methods, &text).await {
+                    if let Some(reply) = super::dispatch::handle_message(&methods, &text).await {
                         let _ = replies.send(Message::text(reply)).await;
                     }
                     drop(permit);
