@@ -20,7 +20,7 @@ use serde_yaml::Value;
 use url::Url;
 
 use crate::credentials::{Credentials, PasswordSource, Secret};
-use crate::registry::{Endpoint, Limits};
+use crate::registry::Endpoint;
 
 /// Clouddriver's default `clientTimeoutMillis`.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_millis(60_000);
@@ -51,234 +51,6 @@ pub struct Account {
     pub credentials: Credentials,
     /// Why this account cannot be used (a secret reference dimsum cannot resolve), if so.
     pub unusable: Option<String>,
-}
-
-/// The `dimsum:` section.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Bound on one whole call (`callTimeoutMillis`, default 15000).
-    pub call_timeout: Duration,
-    /// Size caps and retries for registry requests.
-    pub limits: Limits,
-    /// Cache sizes and lifetimes.
-    pub cache: CacheSettings,
-    /// The shared tier for `serve` and `stdio` (`dimsum.redis`), if configured.
-    pub redis: Option<RedisSettings>,
-    /// The bearer token callers of the TCP transport must send, if set (`auth.tokenFile`).
-    pub api_token: Option<crate::credentials::Secret>,
-    /// Registry notifications on `POST /events`, when `events.tokenFile` is set.
-    pub events: Option<Events>,
-    /// Connection and request bounds of `serve` (read at start; a reload does not change them).
-    pub server: ServerLimits,
-}
-
-/// The default trust in a tag or a not-found answer: what the original dimsum, which asked the
-/// registry on every request, never exceeded by more than this.
-pub const LIVE: Duration = Duration::from_secs(1);
-
-/// `dimsum.cache`: sizes and lifetimes of what is kept in memory (and shared).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSettings {
-    /// Upper bound on cached content, in bytes.
-    pub max_bytes: u64,
-    /// How long a tag → digest mapping is trusted without asking the registry.
-    pub tag_ttl: Duration,
-    /// How long a not-found answer is remembered.
-    pub negative_ttl: Duration,
-}
-
-impl Default for CacheSettings {
-    fn default() -> CacheSettings {
-        CacheSettings {
-            max_bytes: 16 * 1024 * 1024,
-            tag_ttl: LIVE,
-            negative_ttl: LIVE,
-        }
-    }
-}
-
-/// `dimsum.redis`: the tier replicas share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// `redis://host:port/db` or `rediss://…` (TLS), without a password.
-    pub url: Url,
-    /// Its password (`passwordFile`, first line), if any.
-    pub password: Option<Secret>,
-    /// Prefix of every key and channel, so several installations can share one Redis.
-    pub key_prefix: String,
-    /// Bound on each Redis command; past it, the shared tier is skipped.
-    pub timeout: Duration,
-}
-
-/// `dimsum.server`: what one client may hold of `serve`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerLimits {
-    /// Client sockets at once (`maxConnections`); beyond it a new one is closed at once.
-    pub max_connections: usize,
-    /// From a connection's start, or the end of its previous answer, until the next request's
-    /// headers are complete (`headerTimeoutMillis`): slow headers and idle keep-alive
-    /// connections are closed after it.
-    pub header_timeout: Duration,
-    /// For a JSON-RPC request's body to arrive (`bodyTimeoutMillis`); then 408.
-    pub body_timeout: Duration,
-    /// For a whole request before it is answered 503 (`requestTimeoutMillis`; lookups have
-    /// `callTimeoutMillis`, shorter).
-    pub request_timeout: Duration,
-    /// Largest request body.
-    pub max_request_bytes: u32,
-    /// How long shutdown waits for in-flight requests.
-    pub drain: Duration,
-}
-
-impl Default for ServerLimits {
-    fn default() -> ServerLimits {
-        ServerLimits {
-            max_connections: 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_request_bytes: 1024 * 1024,
-            drain: Duration::from_secs(10),
-        }
-    }
-}
-
-/// `dimsum.events`: what registry notifications are trusted to do.
-#[derive(Debug, Clone)]
-pub struct Events {
-    /// The bearer token registries must send (never the API token: registries are other callers).
-    pub token: Secret,
-    /// Whether a pushed tag's manifest, config and history are fetched at once.
-    pub prefetch: bool,
-    /// How long after an account's registry last sent an event its tags are still trusted for
-    /// `cache.tagTtlSeconds`; past it, the account falls back to live revalidation.
-    pub quiet: Duration,
-}
-
-/// Default of `events.quietSeconds`.
-pub const DEFAULT_EVENTS_QUIET: Duration = Duration::from_secs(600);
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            call_timeout: DEFAULT_CALL_TIMEOUT,
-            limits: Limits::default(),
-            cache: CacheSettings::default(),
-            redis: None,
-            api_token: None,
-            events: None,
-            server: ServerLimits::default(),
-        }
-    }
-}
-
-/// `dimsum:`; unknown keys are an error because they are ours.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawSettings {
-    /// Bound on one whole call in milliseconds. Default 15000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    call_timeout_millis: Option<u64>,
-    /// Largest manifest accepted. Default 4 MiB.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_manifest_bytes: Option<u64>,
-    /// Largest config blob accepted. Default 8 MiB.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_config_bytes: Option<u64>,
-    /// Retries of a failed upstream request (connection errors, 429, 5xx). Default 2.
-    #[serde(default, deserialize_with = "flex_u64")]
-    retries: Option<u64>,
-    /// Cache sizes and lifetimes.
-    #[serde(default)]
-    cache: RawCache,
-    /// Authentication of callers of `serve`.
-    #[serde(default)]
-    auth: RawAuth,
-    /// Registry notifications (`POST /events`).
-    #[serde(default)]
-    events: RawEvents,
-    /// Connection and request bounds of `serve`.
-    #[serde(default)]
-    server: RawServer,
-    /// The shared tier (Spinnaker's Redis).
-    #[serde(default)]
-    redis: Option<RawRedis>,
-}
-
-/// `dimsum.redis`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawRedis {
-    /// `redis://host:6379[/db]` or `rediss://…`. Required.
-    url: Option<String>,
-    /// File whose first line is the password (Spinnaker's `spin-redis` has none by default).
-    password_file: Option<PathBuf>,
-    /// Prefix of every key and channel. Default `dimsum:`.
-    key_prefix: Option<String>,
-    /// Milliseconds one Redis command may take before it is given up. Default 200.
-    #[serde(default, deserialize_with = "flex_u64")]
-    timeout_millis: Option<u64>,
-}
-
-/// `dimsum.server`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawServer {
-    /// Client sockets at once. Default 1024.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_connections: Option<u64>,
-    /// Milliseconds for a request's headers to arrive, counted from the connection's start or
-    /// the previous answer (so also the keep-alive idle limit). Default 10000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    header_timeout_millis: Option<u64>,
-    /// Milliseconds for a JSON-RPC request's body to arrive. Default 10000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    body_timeout_millis: Option<u64>,
-    /// Milliseconds for a whole request. Default 30000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    request_timeout_millis: Option<u64>,
-}
-
-/// `dimsum.events`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawEvents {
-    /// File whose first line (trimmed, at least 16 characters) is the token registries send as
-    /// `Authorization: Bearer <token>` (or `?token=` where they cannot send headers). Unset:
-    /// `/events` does not exist.
-    token_file: Option<PathBuf>,
-    /// Fetch a pushed tag's manifest, config and history at once. Default true.
-    #[serde(default, deserialize_with = "flex_bool")]
-    prefetch: Option<bool>,
-    /// Seconds after an account's last event that its tags are still trusted for
-    /// `cache.tagTtlSeconds`; after that, live revalidation (1 s). Default 600.
-    #[serde(default, deserialize_with = "flex_u64")]
-    quiet_seconds: Option<u64>,
-}
-
-/// `dimsum.auth`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawAuth {
-    /// File whose first line (trimmed) is the bearer token every REST and JSON-RPC caller of
-    /// `serve` must send (`Authorization: Bearer <token>`); `/healthz` and `/readyz` are exempt.
-    token_file: Option<PathBuf>,
-}
-
-/// `dimsum.cache`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawCache {
-    /// Upper bound on cached manifests, configs and histories, in bytes. Default 16 MiB.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_bytes: Option<u64>,
-    /// Seconds a tag → digest mapping is trusted before a HEAD revalidates it, counted from when
-    /// the registry was asked. Default 1; 0 = revalidate on every lookup.
-    #[serde(default, deserialize_with = "flex_u64")]
-    tag_ttl_seconds: Option<u64>,
-    /// Seconds a not-found answer is remembered. Default 1; 0 = never.
-    #[serde(default, deserialize_with = "flex_u64")]
-    negative_ttl_seconds: Option<u64>,
 }
 
 /// One `dockerRegistry.accounts[]` entry in Clouddriver's shape. Unknown keys are ignored.
@@ -514,63 +286,6 @@ impl Config {
     }
 }
 
-impl RawSettings {
-    fn validate(self, problems: &mut Vec<String>) -> Settings {
-        let mut s = Settings::default();
-        if let Some(path) = &self.auth.token_file {
-            s.api_token = read_token("auth.tokenFile", path, problems);
-        }
-        if let Some(path) = &self.events.token_file {
-            s.events = read_token("events.tokenFile", path, problems).map(|token| Events {
-                token,
-                prefetch: self.events.prefetch.unwrap_or(true),
-                quiet: self
-                    .events
-                    .quiet_seconds
-                    .map_or(DEFAULT_EVENTS_QUIET, Duration::from_secs),
-            });
-        }
-        if let Some(redis) = &self.redis {
-            s.redis = redis.validate(problems);
-        }
-        let server = &self.server;
-        if let Some(n) = server.max_connections.filter(|v| *v > 0) {
-            s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        for (ms, slot) in [
-            (server.header_timeout_millis, &mut s.server.header_timeout),
-            (server.body_timeout_millis, &mut s.server.body_timeout),
-            (server.request_timeout_millis, &mut s.server.request_timeout),
-        ] {
-            if let Some(ms) = ms.filter(|v| *v > 0) {
-                *slot = Duration::from_millis(ms);
-            }
-        }
-        if let Some(ms) = self.call_timeout_millis.filter(|v| *v > 0) {
-            s.call_timeout = Duration::from_millis(ms);
-        }
-        if let Some(n) = self.max_manifest_bytes.filter(|v| *v > 0) {
-            s.limits.max_manifest_bytes = n as usize;
-        }
-        if let Some(n) = self.max_config_bytes.filter(|v| *v > 0) {
-            s.limits.max_config_bytes = n as usize;
-        }
-        if let Some(n) = self.retries {
-            s.limits.retries = n.min(10) as u32;
-        }
-        if let Some(n) = self.cache.max_bytes {
-            s.cache.max_bytes = n;
-        }
-        if let Some(n) = self.cache.tag_ttl_seconds {
-            s.cache.tag_ttl = Duration::from_secs(n);
-        }
-        if let Some(n) = self.cache.negative_ttl_seconds {
-            s.cache.negative_ttl = Duration::from_secs(n);
-        }
-        s
-    }
-}
-
 impl Account {
     fn validate(name: &str, value: Value) -> Result<Account, Vec<String>> {
         let raw: RawAccount = serde_yaml::from_value(value).map_err(|e| vec![e.to_string()])?;
@@ -665,66 +380,6 @@ impl Account {
             _ => Err(errors),
         }
     }
-}
-
-impl RawRedis {
-    fn validate(&self, problems: &mut Vec<String>) -> Option<RedisSettings> {
-        let url = match self.url.as_deref().map(Url::parse) {
-            Some(Ok(u)) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => u,
-            Some(Ok(_) | Err(_)) => {
-                problems.push(
-                    "dimsum: redis.url must be redis://host:port[/db] or rediss://…".to_owned(),
-                );
-                return None;
-            }
-            None => {
-                problems.push("dimsum: redis.url is required".to_owned());
-                return None;
-            }
-        };
-        if url.password().is_some() {
-            problems.push(
-                "dimsum: redis.url must not hold a password: use redis.passwordFile".to_owned(),
-            );
-            return None;
-        }
-        let password = match &self.password_file {
-            None => None,
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => text.lines().next().map(|l| Secret::new(l.trim())),
-                Err(e) => {
-                    problems.push(format!(
-                        "dimsum: redis.passwordFile {}: {}",
-                        path.display(),
-                        io_message(&e)
-                    ));
-                    return None;
-                }
-            },
-        };
-        Some(RedisSettings {
-            url,
-            password,
-            key_prefix: self
-                .key_prefix
-                .clone()
-                .unwrap_or_else(|| "dimsum:".to_owned()),
-            timeout: Duration::from_millis(self.timeout_millis.filter(|v| *v > 0).unwrap_or(200)),
-        })
-    }
-}
-
-/// The token on the first line of `path` (`key` names the setting in messages).
-fn read_token(key: &str, path: &Path, problems: &mut Vec<String>) -> Option<Secret> {
-    let problem = match std::fs::read_to_string(path) {
-        Ok(text) => match text.lines().next().map(str::trim).filter(|t| t.len() >= 16) {
-            Some(token) => return Some(Secret::new(token)),
-            None => "the first line must hold a token of at least 16 characters".to_owned(),
-        },
-        Err(e) => io_message(&e),
-    };
-    problems.push(format!("dimsum: {key} {}: {problem}", path.display()));
-    None
 }
 
 fn is_secret_reference(s: &str) -> bool {
@@ -845,8 +500,14 @@ fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     }
 }
 
+mod settings;
 #[cfg(test)]
 mod tests;
+
+use settings::RawSettings;
+pub use settings::{
+    CacheSettings, DEFAULT_EVENTS_QUIET, Events, LIVE, RedisSettings, ServerLimits, Settings,
+};
 
 /// A human-readable account list for `dimsum config check`, secrets redacted.
 pub fn describe(config: &Config) -> String {
