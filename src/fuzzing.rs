@@ -18,6 +18,12 @@ pub fn rest_path(data: &[u8]) {
     };
     if let Ok(call) = dimsum_rest::routes::route(path, query) {
         assert!(!call.account.contains('/') && !call.reference.contains('/'));
+        // A matched route read no parameter twice, and an empty digest is none.
+        let pairs = dimsum_rest::routes::query_params(query.unwrap_or("")).unwrap_or_default();
+        for name in ["level", "platform", "strict", "digest"] {
+            assert!(pairs.iter().filter(|(k, _)| k == name).count() <= 1);
+        }
+        assert!(call.digest.as_deref() != Some(""));
     }
 }
 
