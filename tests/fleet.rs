@@ -210,6 +210,58 @@ async fn an_event_sent_to_one_replica_is_heard_by_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_hearing_events_revalidates_tags_it_trusted_for_minutes() {
+    let registry = Registry::start(Mode::Open);
+    let pusher = Pusher::new(&registry.url(), None);
+    pusher
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = account("local", &registry.url(), "u");
+    let cfg = fleet_config(
+        dir.path(),
+        &redis,
+        &accounts,
+        "  cache:\n    tagTtlSeconds: 300\n",
+    );
+    let fleet = replicas(&cfg);
+    until_shared_up(&fleet).await;
+    let pull = r#"{"events":[{"action":"pull","target":{"mediaType":"application/octet-stream","repository":"team/app"},"request":{"host":"x"}}]}"#;
+    for served in &fleet {
+        let r = reqwest::Client::new()
+            .post(format!("{}/events?account=local", served.url))
+            .bearer_auth(TOKEN)
+            .body(pull)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // Every replica trusts v1 → A for 300 s, while it hears the fleet's events.
+    let a = level0(&fleet[0], "local", "v1").await;
+    for served in &fleet {
+        assert_eq!(level0(served, "local", "v1").await, a);
+    }
+    // Redis goes: no replica can hear an event any more, and v1 moves without one.
+    redis.stop();
+    let (_, db) = pusher.image("team/app", "v1", SCHEMA2, VB, &[b"b"]).await;
+    let b = level0(&fleet[0], "local", &db).await;
+    assert_ne!(a, b);
+    for served in &fleet {
+        let mut seen = String::new();
+        for _ in 0..500 {
+            seen = level0(served, "local", "v1").await.1;
+            if seen == b.1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(seen, b.1, "a deaf replica falls back to live revalidation");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_and_restarted_under_load_changes_no_answer() {
     let registry = Registry::start(Mode::Open);
     let pusher = Pusher::new(&registry.url(), None);

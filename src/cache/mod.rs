@@ -125,6 +125,12 @@ impl<V> Dated<V> {
     pub(crate) fn fresh_at(&self, now: Instant) -> bool {
         !self.remaining(now).is_zero()
     }
+
+    /// Whether it may still be believed at `now` with its trust cut to at most `cap` (what
+    /// may be trusted now can be less than what could when it was stored).
+    pub(crate) fn fresh_within(&self, now: Instant, cap: Duration) -> bool {
+        now.saturating_duration_since(self.asked) < self.ttl.min(cap)
+    }
 }
 
 /// Expires a [`Dated`] entry `ttl` after it was asked for, however late it was inserted.
@@ -344,6 +350,13 @@ mod tests {
         assert!(d.fresh_at(asked + Duration::from_millis(999)));
         assert!(!d.fresh_at(asked + LIVE));
         assert!(!d.fresh_at(asked + Duration::from_secs(5)));
+        let long = Dated::new((), asked, Duration::from_secs(300));
+        let later = asked + Duration::from_secs(2);
+        assert!(long.fresh_within(later, Duration::from_secs(300)));
+        assert!(
+            !long.fresh_within(later, LIVE),
+            "trust cut to a second since"
+        );
     }
 
     #[tokio::test]

@@ -504,6 +504,9 @@ impl Dimsum {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(_) => {
                 let entry = self.caches.tags.as_ref()?.get(&p.tag_key()).await?;
+                if !self.still_trusted(&p.account.name, &entry) {
+                    return None;
+                }
                 self.metrics.cache(CacheName::tag, true);
                 entry.value
             }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Dimsum, Parsed, registry_error};
 use crate::cache::shared::{Scope, TagHint};
-use crate::cache::{Dated, Entry, TagKey};
+use crate::cache::{Dated, Entry, LIVE, TagKey};
 use crate::error::Error;
 use crate::metrics::CacheName;
 use crate::registry::{self, Digest};
@@ -22,8 +22,11 @@ impl Dimsum {
         };
         let started = Instant::now();
         if let Some(entry) = tags.get(&key).await {
-            self.metrics.cache(CacheName::tag, true);
-            return Ok(entry.value);
+            if self.still_trusted(&p.account.name, &entry) {
+                self.metrics.cache(CacheName::tag, true);
+                return Ok(entry.value);
+            }
+            tags.invalidate(&key).await;
         }
         self.metrics.cache(CacheName::tag, false);
         let entry = tags
@@ -38,6 +41,15 @@ impl Dimsum {
         let entry = self.lookup_tag(p, key.clone()).await?;
         tags.insert(key, entry.clone()).await;
         Ok(entry.value)
+    }
+
+    /// Whether a remembered tag may still be believed. Its trust was set when it was stored;
+    /// trust beyond [`LIVE`] holds only while it still would be given (the replica hears the
+    /// fleet's events, the registry is not quiet), so a replica that stopped hearing events does
+    /// not keep a tag it trusted for minutes. Trust of [`LIVE`] or less is never cut: the hot path
+    /// of the default configuration stays a comparison.
+    pub(super) fn still_trusted(&self, account: &str, entry: &Dated<Digest>) -> bool {
+        entry.ttl <= LIVE || entry.fresh_within(Instant::now(), self.tag_ttl(account))
     }
 
     /// Where a tag points, dated by when the registry was asked: fresh from the shared tier, or
