@@ -105,12 +105,7 @@ where
 
 /// Our JSON error, on a connection that will not be reused (its body is in an unknown state).
 fn closing(status: StatusCode, message: &str) -> HttpResponse {
-    let mut response = super::json_error(status, -32600, message);
-    response.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    response
+    super::json_error_with(status, -32600, message, http::header::CONNECTION, "close")
 }
 
 /// Reads and drops up to [`DRAIN_MAX`] of `body`, for at most `within`.

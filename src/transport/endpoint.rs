@@ -49,11 +49,9 @@ impl Service<Request<HttpBody>> for Endpoint {
                 "method {} not allowed on /: JSON-RPC is POST / with Content-Type: application/json, or GET / with Upgrade: websocket; REST routes are /{{account}}/{{repository}}/{{reference}}/history, /metadata or /labels",
                 req.method()
             );
-            let mut response = super::json_error(StatusCode::METHOD_NOT_ALLOWED, -32600, &msg);
-            response.headers_mut().insert(
-                http::header::ALLOW,
-                http::HeaderValue::from_static("GET, POST"),
-            );
+            let status = StatusCode::METHOD_NOT_ALLOWED;
+            let allow = http::header::ALLOW;
+            let response = super::json_error_with(status, -32600, &msg, allow, "GET, POST");
             return Box::pin(std::future::ready(Ok(response)));
         }
         if !is_json(req.headers()) {

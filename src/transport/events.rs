@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt as _;
 use jsonrpsee::server::HttpResponse;
 use tower::{Layer, Service};
@@ -129,12 +129,8 @@ impl EventsLayer {
                 return super::json_error(StatusCode::BAD_REQUEST, -32602, &msg);
             }
         };
-        let bearer = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let prefetch = match self.live.events_access(bearer.or(q.token.as_deref())) {
+        let token = super::bearer(req.headers()).or(q.token.as_deref());
+        let prefetch = match self.live.events_access(token) {
             EventsAccess::Off => {
                 return super::json_error(
                     StatusCode::NOT_FOUND,
@@ -143,28 +139,23 @@ impl EventsLayer {
                 );
             }
             _ if req.method() != Method::POST => {
-                let mut response = super::json_error(
+                return super::json_error_with(
                     StatusCode::METHOD_NOT_ALLOWED,
                     -32600,
                     &format!("method {} not allowed on /events; use POST", req.method()),
+                    http::header::ALLOW,
+                    "POST",
                 );
-                response
-                    .headers_mut()
-                    .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
-                return response;
             }
             EventsAccess::Denied => {
                 refused("unauthorized");
-                let mut response = super::json_error(
+                return super::json_error_with(
                     StatusCode::UNAUTHORIZED,
                     -32001,
                     "missing or invalid events token",
-                );
-                response.headers_mut().insert(
                     http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"dimsum-events\""),
+                    "Bearer realm=\"dimsum-events\"",
                 );
-                return response;
             }
             EventsAccess::Allowed { prefetch } => prefetch,
         };

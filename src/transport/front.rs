@@ -1,6 +1,7 @@
 //! The outermost HTTP layer: `/healthz`, `/readyz` and `/metrics` (answered here, without the API
 //! token: they carry no secrets), a request id on every request (the caller's `X-Request-Id`
-//! when it is sane, else one of ours), one log line per request, and request metrics.
+//! when it is sane, else one of ours), one log line per request, request metrics, and
+//! credentials in headers marked sensitive before any inner layer (or `/events`) sees them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -101,8 +102,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let started = Instant::now();
+        // Anything that logs a request's headers (hyper and tower at trace level, a Debug print)
+        // shows these as "Sensitive": the API token, the events token, cookies.
+        for (name, value) in req.headers_mut().iter_mut() {
+            if matches!(
+                name.as_str(),
+                "authorization" | "proxy-authorization" | "cookie"
+            ) {
+                value.set_sensitive(true);
+            }
+        }
         let path = req.uri().path().to_owned();
         let method = method_label(req.method());
         let route = route_of(&path, super::websocket::wants_websocket(req.headers()));
@@ -118,15 +129,13 @@ where
         Box::pin(async move {
             let mut response = match inner {
                 Some(fut) => fut.await?,
-                None if !readable => {
-                    let msg = format!("{path} is read with GET or HEAD");
-                    let mut response =
-                        super::json_error(StatusCode::METHOD_NOT_ALLOWED, -32600, &msg);
-                    response
-                        .headers_mut()
-                        .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                    response
-                }
+                None if !readable => super::json_error_with(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    -32600,
+                    &format!("{path} is read with GET or HEAD"),
+                    http::header::ALLOW,
+                    "GET, HEAD",
+                ),
                 None if route == "health" => super::respond(
                     StatusCode::OK,
                     "application/json",

@@ -112,31 +112,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // Anything that logs a request's headers (hyper and tower at trace level, a Debug print)
-        // shows sensitive values as "Sensitive".
-        for (name, value) in req.headers_mut().iter_mut() {
-            if matches!(
-                name.as_str(),
-                "authorization" | "proxy-authorization" | "cookie"
-            ) {
-                value.set_sensitive(true);
-            }
-        }
-        let bearer = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !self.live.authorizes(bearer) {
-            let mut response = super::json_error(
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if !self.live.authorizes(super::bearer(req.headers())) {
+            let response = super::json_error_with(
                 StatusCode::UNAUTHORIZED,
                 -32001,
                 "missing or invalid bearer token",
-            );
-            response.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer realm=\"dimsum\""),
+                "Bearer realm=\"dimsum\"",
             );
             return Box::pin(std::future::ready(Ok(response)));
         }

@@ -37,6 +37,30 @@ pub(crate) fn json_error(
     respond(status, "application/json", body)
 }
 
+/// Our JSON error with one more header: `Allow` on a 405, `WWW-Authenticate` on a 401,
+/// `Connection: close` when the connection cannot be reused.
+pub(crate) fn json_error_with(
+    status: ::http::StatusCode,
+    code: i32,
+    message: &str,
+    header: ::http::header::HeaderName,
+    value: &'static str,
+) -> jsonrpsee::server::HttpResponse {
+    let mut response = json_error(status, code, message);
+    response
+        .headers_mut()
+        .insert(header, ::http::HeaderValue::from_static(value));
+    response
+}
+
+/// The token a caller sent as `Authorization: Bearer <token>`, if any.
+pub(crate) fn bearer(headers: &::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// Resolves on Ctrl-C or SIGTERM; every transport shuts down on it.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
