@@ -87,18 +87,29 @@ pub struct Endpoint {
     pub timeout: Duration,
 }
 
+/// The names Docker Hub's registry answers under.
+pub const DOCKER_HUB_HOSTS: [&str; 4] = [
+    "index.docker.io",
+    "registry-1.docker.io",
+    "docker.io",
+    "registry.hub.docker.com",
+];
+
 impl Endpoint {
     /// Docker Hub, where a one-segment repository means `library/<name>`.
     pub fn is_docker_hub(&self) -> bool {
-        matches!(
-            self.address.host_str(),
-            Some(
-                "index.docker.io"
-                    | "registry-1.docker.io"
-                    | "docker.io"
-                    | "registry.hub.docker.com"
-            )
-        )
+        self.address
+            .host_str()
+            .is_some_and(|h| DOCKER_HUB_HOSTS.contains(&h))
+    }
+
+    /// The repository as this registry names it (Docker Hub's `library/` rule).
+    pub fn repository(&self, name: &Repository) -> Repository {
+        if self.is_docker_hub() {
+            name.with_library_prefix()
+        } else {
+            name.clone()
+        }
     }
 }
 
@@ -215,11 +226,7 @@ impl Client {
 
     /// The repository as this registry names it (Docker Hub's `library/` rule).
     pub fn repository(&self, name: &Repository) -> Repository {
-        if self.endpoint.is_docker_hub() {
-            name.with_library_prefix()
-        } else {
-            name.clone()
-        }
+        self.endpoint.repository(name)
     }
 
     /// The child of an index for `platform` (or distribution's default, linux/amd64).

@@ -19,7 +19,7 @@ use super::Dimsum;
 use crate::cache::{ANNOUNCED_FOR, Dated, LIVE, TagKey};
 use crate::error::Error;
 use crate::events::{Change, Notice};
-use crate::registry::{Digest, Reference, Repository};
+use crate::registry::{DOCKER_HUB_HOSTS, Digest, Reference, Repository};
 
 /// What applying one notice did (a metrics label, and whether to pre-fetch).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,7 @@ impl Applied {
     /// The metrics label.
     pub fn label(&self) -> &'static str {
         match self {
-            Applied::Pushed { .. } => "applied",
-            Applied::Deleted => "applied",
+            Applied::Pushed { .. } | Applied::Deleted => "applied",
             Applied::Ignored => "ignored",
             Applied::Invalid => "invalid",
         }
@@ -83,8 +82,7 @@ fn host_port(host: &str, default_port: u16) -> String {
     let host = host.to_ascii_lowercase();
     let has_port = host
         .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && !host.ends_with(']');
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if has_port {
         host
     } else {
@@ -92,8 +90,8 @@ fn host_port(host: &str, default_port: u16) -> String {
     }
 }
 
-/// Docker Hub's registry answers under several names.
-const DOCKER_HUB_HOSTS: [&str; 3] = ["index.docker.io", "registry-1.docker.io", "docker.io"];
+/// How often, at most, events that change nothing are passed on to the other replicas.
+const PASS_ON_HEARD: Duration = Duration::from_secs(1);
 
 impl Dimsum {
     /// How long a tag of `account` looked up now may be trusted.
@@ -156,8 +154,16 @@ impl Dimsum {
     /// Applies one notice from `account`'s registry (an account [`Dimsum::event_account`] gave),
     /// here, in the shared tier, and (through it) on every other replica.
     pub async fn apply(&self, account: &str, notice: &Notice) -> Result<Applied, Error> {
+        // An ignored event (a pull: one per fetch anybody makes) tells the others only that the
+        // registry is heard, which `quietSeconds` measures in minutes: pass on one a second.
+        let heard_lately = self.caches.heard_within(account, PASS_ON_HEARD);
         let applied = self.apply_here(account, notice, true).await?;
-        if let (Some(shared), false) = (self.shared(), applied == Applied::Invalid) {
+        let pass_on = match applied {
+            Applied::Invalid => false,
+            Applied::Ignored => !heard_lately,
+            Applied::Pushed { .. } | Applied::Deleted => true,
+        };
+        if let (Some(shared), true) = (self.shared(), pass_on) {
             let event = serde_json::json!({"account": account, "notice": notice});
             shared.publish(&event.to_string()).await;
         }
@@ -189,11 +195,7 @@ impl Dimsum {
         let Ok(repository) = Repository::parse(&notice.repository) else {
             return Ok(Applied::Invalid);
         };
-        let repository = match a.spec.endpoint.is_docker_hub() {
-            true => repository.with_library_prefix(),
-            false => repository,
-        }
-        .to_string();
+        let repository = a.spec.endpoint.repository(&repository).to_string();
         let key = |tag: &str| -> Option<TagKey> {
             matches!(Reference::parse(tag), Ok(Reference::Tag(_))).then(|| TagKey {
                 account: a.name.clone(),

@@ -82,13 +82,13 @@ impl Dimsum {
                 current,
                 given: digest,
             }),
-            (Ok(false), None) => Err(Error::Registry {
-                account: req.account.to_owned(),
-                source: crate::registry::Error::NotFound {
+            (Ok(false), None) => Err(super::registry_error(
+                req.account,
+                crate::registry::Error::NotFound {
                     what: format!("manifest {}@{digest}", parsed.repository),
                     detail: format!("and no tag {}", parsed.reference),
                 },
-            }),
+            )),
             (Err(e), _) => Err(e),
         }
     }
