@@ -65,8 +65,7 @@ impl Dimsum {
                     Some(TagHint::Seen(d)) => Some(d),
                     _ => None,
                 };
-                let answer = self.ask_tag(p, &key, &scope, seen, asked, ttl).await;
-                answer.map(|digest| Dated::new(digest, asked, ttl))
+                self.ask_tag(p, &key, &scope, seen, asked, ttl).await
             }
         };
         match self.caches.announced.get(&key).await {
@@ -85,7 +84,9 @@ impl Dimsum {
     }
 
     /// Asks the registry: one `HEAD` when the digest is known (in memory, or `seen` by the shared
-    /// tier), else one `GET` for the fleet.
+    /// tier), else one `GET` for the fleet. The answer is trusted for `ttl` from `asked`, except
+    /// a digest served stale because the registry did not answer: that is trusted [`LIVE`] only,
+    /// as nobody confirmed it.
     async fn ask_tag(
         &self,
         p: &Parsed<'_>,
@@ -94,7 +95,7 @@ impl Dimsum {
         seen: Option<Digest>,
         asked: Instant,
         ttl: Duration,
-    ) -> Result<Digest, Error> {
+    ) -> Result<Dated<Digest>, Error> {
         let (account, repo, tag) = (p.account, &p.repository, &p.reference);
         // (digest, seen by this process): a digest from the shared tier may be older than
         // anything we remember, so it is revalidated but never served stale.
@@ -108,7 +109,7 @@ impl Dimsum {
                 shared.put_tag(scope, &key.reference, &digest, left).await;
             }
             self.caches.known.insert(key.clone(), digest.clone()).await;
-            digest
+            Dated::new(digest, asked, ttl)
         };
         if let Some((known, recent)) = known {
             // Seen before: one HEAD says whether it moved. Content by digest is cached, so an
@@ -123,7 +124,7 @@ impl Dimsum {
                         && (e.is_temporary() || matches!(e, registry::Error::Timeout { .. })) =>
                 {
                     tracing::warn!(account = %account.name, %repo, %tag, error = %e, "registry unreachable; serving the tag's last known digest");
-                    return Ok(known);
+                    return Ok(Dated::new(known, asked, ttl.min(LIVE)));
                 }
                 Err(e) => return Err(registry_error(&account.name, e)),
             }
@@ -150,7 +151,9 @@ impl Dimsum {
         };
         let fresh = || async {
             match self.shared_read(|s| s.tag(scope, &key.reference)).await {
-                Some(TagHint::Fresh(digest, _)) => Some(digest),
+                Some(TagHint::Fresh(digest, left)) => {
+                    Some(Dated::new(digest, asked, left.min(ttl)))
+                }
                 _ => None,
             }
         };
