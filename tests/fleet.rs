@@ -64,6 +64,22 @@ async fn level0(served: &Served, account: &str, reference: &str) -> (u16, String
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// Every replica hears account `local`'s registry (a pull event each), so each trusts its tags
+/// for the configured TTL.
+async fn hear_registry(fleet: &[Served]) {
+    let pull = r#"{"events":[{"action":"pull","target":{"mediaType":"application/octet-stream","repository":"team/app"},"request":{"host":"x"}}]}"#;
+    for served in fleet {
+        let r = reqwest::Client::new()
+            .post(format!("{}/events?account=local", served.url))
+            .bearer_auth(TOKEN)
+            .body(pull)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
 async fn until_shared_up(fleet: &[Served]) {
     let metrics: Vec<_> = fleet.iter().map(Served::metrics).collect();
     until("every replica reaches Redis", || {
@@ -138,18 +154,7 @@ async fn an_event_sent_to_one_replica_is_heard_by_all() {
     let fleet = replicas(&cfg);
     until_shared_up(&fleet).await;
     // Every replica hears the account's registry, so each trusts its tags for 300 s.
-    let pull = r#"{"events":[{"action":"pull","target":{"mediaType":"application/octet-stream","repository":"team/app"},"request":{"host":"x"}}]}"#;
-    for served in &fleet {
-        let events = format!("{}/events?account=local", served.url);
-        let r = reqwest::Client::new()
-            .post(&events)
-            .bearer_auth(TOKEN)
-            .body(pull)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    hear_registry(&fleet).await;
     let a = level0(&fleet[0], "local", "v1").await;
     for served in &fleet {
         assert_eq!(level0(served, "local", "v1").await, a);
@@ -227,17 +232,7 @@ async fn a_replica_that_stops_hearing_events_revalidates_tags_it_trusted_for_min
     );
     let fleet = replicas(&cfg);
     until_shared_up(&fleet).await;
-    let pull = r#"{"events":[{"action":"pull","target":{"mediaType":"application/octet-stream","repository":"team/app"},"request":{"host":"x"}}]}"#;
-    for served in &fleet {
-        let r = reqwest::Client::new()
-            .post(format!("{}/events?account=local", served.url))
-            .bearer_auth(TOKEN)
-            .body(pull)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    hear_registry(&fleet).await;
     // Every replica trusts v1 → A for 300 s, while it hears the fleet's events.
     let a = level0(&fleet[0], "local", "v1").await;
     for served in &fleet {
