@@ -67,7 +67,8 @@ struct RawAccount {
     username: Option<String>,
     /// Plain password.
     password: Option<String>,
-    /// File whose first line (trimmed) is the password; re-read on use.
+    /// File holding the password: read whole, trailing whitespace trimmed (a multi-line
+    /// `_json_key` stays whole), re-read on use.
     #[serde(alias = "password-file")]
     password_file: Option<String>,
     /// `bash -c` command whose trimmed stdout is the password; re-run on use.

@@ -1,7 +1,8 @@
 //! Where an account's password comes from, and the redacted `Secret` that carries it.
 //!
 //! Sources (spinnaker.md §1.4): `password`, `passwordCommand` (`bash -c`, stdout trimmed), or
-//! `passwordFile` (first line, trimmed). At most one may be set; config loading enforces that.
+//! `passwordFile` (the whole file, trailing whitespace trimmed). At most one may be set; config
+//! loading enforces that.
 //! File and command are read **each time new credentials are needed** (a token exchange or a Basic
 //! challenge), never per request while a token is valid, so rotating ECR tokens keep working.
 
@@ -48,7 +49,7 @@ pub enum PasswordSource {
     None,
     /// `password`.
     Plain(Secret),
-    /// `passwordFile`: first line, trimmed, re-read on use.
+    /// `passwordFile`: the whole file, trailing whitespace trimmed, re-read on use.
     File(PathBuf),
     /// `passwordCommand`: run with `bash -c`, stdout trimmed, re-run on use.
     Command(String),
@@ -117,7 +118,10 @@ impl Credentials {
     }
 }
 
-/// The first line of `path`, trimmed (Clouddriver 2025.1+ and the original dimsum).
+/// The whole of `path`, trailing whitespace trimmed. Clouddriver reads the file whole: GCR and
+/// Artifact Registry accounts (user `_json_key`) keep a pretty-printed, multi-line service-account
+/// JSON there, and a reader that keeps the first line sends `{`. The trailing newline an editor or
+/// `aws ecr get-login-password > file` leaves is not part of any password.
 pub async fn read_password_file(path: &std::path::Path) -> Result<Secret, Error> {
     let file_error = |source: std::io::Error| Error::File {
         path: path.to_owned(),
@@ -129,9 +133,7 @@ pub async fn read_password_file(path: &std::path::Path) -> Result<Secret, Error>
         .read_to_string(&mut content)
         .await
         .map_err(file_error)?;
-    Ok(Secret(
-        content.lines().next().unwrap_or("").trim().to_owned(),
-    ))
+    Ok(Secret(content.trim_end().to_owned()))
 }
 
 async fn run_password_command(command: &str) -> Result<Secret, Error> {
@@ -192,16 +194,22 @@ mod tests {
     async fn sources_are_read_on_use_and_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pw");
-        std::fs::write(&path, "  first \nsecond\n").unwrap();
+        // A pretty-printed `_json_key` is read whole; only trailing whitespace goes.
+        let key = "{\n  \"type\": \"service_account\",\n  \"private_key\": \"-----BEGIN\\n\"\n}";
+        std::fs::write(&path, format!("{key}\n\n")).unwrap();
         let c = Credentials {
-            username: Some("u".into()),
+            username: Some("_json_key".into()),
             password: PasswordSource::File(path.clone()),
         };
         assert_eq!(
             c.basic().await.unwrap().unwrap().expose(),
-            format!("Basic {}", STANDARD.encode("u:first"))
+            format!("Basic {}", STANDARD.encode(format!("_json_key:{key}")))
         );
-        std::fs::write(&path, "rotated").unwrap();
+        let c = Credentials {
+            username: Some("u".into()),
+            password: PasswordSource::File(path.clone()),
+        };
+        std::fs::write(&path, "rotated\r\n").unwrap();
         assert_eq!(
             c.basic().await.unwrap().unwrap().expose(),
             format!("Basic {}", STANDARD.encode("u:rotated"))

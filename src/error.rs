@@ -107,6 +107,7 @@ impl Error {
             },
             Error::Registry { source, .. } => match source {
                 registry::Error::NotFound { .. } => Code::NotFound,
+                registry::Error::NotFoundOrNoAccess { .. } => Code::NotFoundOrNoAccess,
                 registry::Error::Denied { .. } => Code::RegistryDenied,
                 registry::Error::RateLimited { .. } => Code::RegistryRateLimited,
                 registry::Error::Unavailable { .. } => Code::RegistryUnavailable,
@@ -148,7 +149,10 @@ pub fn exit_status(code: Code) -> u8 {
     match code {
         Code::InvalidReference => 2,
         Code::UnknownAccount => 3,
-        Code::NotFound | Code::LevelOutOfRange | Code::NoMatchingPlatform => 4,
+        Code::NotFound
+        | Code::NotFoundOrNoAccess
+        | Code::LevelOutOfRange
+        | Code::NoMatchingPlatform => 4,
         Code::RegistryDenied | Code::AccountUnusable => 5,
         Code::RegistryUnavailable | Code::RegistryRateLimited | Code::UpstreamTimeout => 6,
         Code::RegistryBadResponse | Code::UnsupportedManifest | Code::HistoryUnconvertible => 7,

@@ -2,7 +2,7 @@
 //! feeds arbitrary bytes to one parser and checks what must hold for any input.
 
 use crate::history;
-use crate::registry::auth::parse_challenges;
+use crate::registry::challenge::parse_challenges;
 use crate::registry::digest::{Digest, schema1_canonical_payload};
 use crate::registry::manifest::Manifest;
 
@@ -32,7 +32,7 @@ pub fn www_authenticate(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(crate::registry::auth::Challenge::Bearer { realm, .. }) =
+    if let Some(crate::registry::challenge::Challenge::Bearer { realm, .. }) =
         parse_challenges(text.split('\n'))
     {
         assert!(matches!(realm.scheme(), "http" | "https"));

@@ -97,6 +97,11 @@ struct SharedOp {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabel {
+    account: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Shed {
     /// `cap` (closed at accept: the cap was reached) or `timeout` (headers too slow).
     reason: &'static str,
@@ -128,6 +133,8 @@ pub struct Metrics {
     shed: Family<Shed, Counter>,
     shared: Family<SharedOp, Counter>,
     shared_up: Gauge,
+    ratelimit_limit: Family<AccountLabel, Gauge>,
+    ratelimit_remaining: Family<AccountLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -210,8 +217,22 @@ impl Default for Metrics {
             "1 while the shared tier (Redis) answers, 0 while it does not",
             shared_up.clone(),
         );
+        let ratelimit_limit = Family::<AccountLabel, Gauge>::default();
+        registry.register(
+            "registry_ratelimit_limit",
+            "The pull limit the registry last announced for the account (ratelimit-limit)",
+            ratelimit_limit.clone(),
+        );
+        let ratelimit_remaining = Family::<AccountLabel, Gauge>::default();
+        registry.register(
+            "registry_ratelimit_remaining",
+            "Pulls the registry last said the account has left (ratelimit-remaining)",
+            ratelimit_remaining.clone(),
+        );
         Metrics {
             registry,
+            ratelimit_limit,
+            ratelimit_remaining,
             shared,
             shared_up,
             connections,
@@ -239,6 +260,20 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Records what a registry's `ratelimit-limit` / `ratelimit-remaining` headers said.
+    pub fn ratelimit(&self, account: &str, limit: Option<u64>, remaining: Option<u64>) {
+        let label = AccountLabel {
+            account: account.to_owned(),
+        };
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(v) = limit {
+            self.ratelimit_limit.get_or_create(&label).set(gauge(v));
+        }
+        if let Some(v) = remaining {
+            self.ratelimit_remaining.get_or_create(&label).set(gauge(v));
+        }
     }
 
     /// Upstream requests of `kind` for `account`, all statuses.

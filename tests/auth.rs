@@ -166,7 +166,8 @@ async fn token_auth_refusals() {
     dimsum(Some(&wrong), &["history", "local", "team/app", "v1"], None)
         .await
         .fails(5, "access denied");
-    // Anonymous: the issuer grants nothing, the registry refuses the token.
+    // Anonymous: the issuer grants nothing, the registry refuses the token. That is what a
+    // missing repository looks like too, so it is said as such, not as bad credentials.
     let anonymous = config(dir.path(), &account_yaml("local", &registry.url(), ""));
     dimsum(
         Some(&anonymous),
@@ -174,7 +175,7 @@ async fn token_auth_refusals() {
         None,
     )
     .await
-    .fails(5, "access denied");
+    .fails(4, "not found, or no access with these credentials");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

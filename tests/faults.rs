@@ -28,9 +28,10 @@ async fn retries_recover_from_a_short_outage_and_give_up_on_a_long_one() {
     // account_yaml sets retries: 1, so two attempts after the auth round trip.
     assert_eq!(server.state.requests.load(Ordering::SeqCst), 3);
     let server = FaultServer::start(Fault::Burst(429, 100)).await;
-    run(&server, "", &["v1"])
-        .await
-        .fails(6, "rate limited by the registry (retry after 1s)");
+    run(&server, "", &["v1"]).await.fails(
+        6,
+        "rate limited by the registry (try later) (retry after 1s)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,11 +36,14 @@ pub enum Code {
     UpstreamTimeout,
     /// The tag has moved on from the digest the trigger saw, and no manifest has that digest.
     TagMoved,
+    /// The registry's token service granted nothing for the repository: it does not exist, or
+    /// these credentials may not read it (Docker Hub never says which).
+    NotFoundOrNoAccess,
 }
 
 impl Code {
     /// Every code, for tables and for tests that check each has a status.
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 15] = [
         Code::InvalidReference,
         Code::UnknownAccount,
         Code::NotFound,
@@ -55,6 +58,7 @@ impl Code {
         Code::AccountUnusable,
         Code::UpstreamTimeout,
         Code::TagMoved,
+        Code::NotFoundOrNoAccess,
     ];
 
     /// The JSON-RPC error code.
@@ -74,6 +78,7 @@ impl Code {
             Code::AccountUnusable => 1012,
             Code::UpstreamTimeout => 1013,
             Code::TagMoved => 1014,
+            Code::NotFoundOrNoAccess => 1015,
         }
     }
 
@@ -94,6 +99,7 @@ impl Code {
             Code::AccountUnusable => "account_unusable",
             Code::UpstreamTimeout => "upstream_timeout",
             Code::TagMoved => "tag_moved",
+            Code::NotFoundOrNoAccess => "not_found_or_no_access",
         }
     }
 
@@ -104,7 +110,8 @@ impl Code {
             Code::UnknownAccount
             | Code::NotFound
             | Code::LevelOutOfRange
-            | Code::NoMatchingPlatform => 404,
+            | Code::NoMatchingPlatform
+            | Code::NotFoundOrNoAccess => 404,
             Code::UnsupportedManifest | Code::HistoryUnconvertible => 422,
             Code::RegistryDenied => 403,
             Code::RegistryRateLimited => 429,

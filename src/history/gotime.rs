@@ -111,6 +111,24 @@ impl GoTime {
         GoTime::parse(std::str::from_utf8(&s).ok()?).ok()
     }
 
+    /// Seconds since the Unix epoch (the fraction dropped), for times registries send such as a
+    /// token's `issued_at`.
+    pub(crate) fn unix_seconds(&self) -> i64 {
+        // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
+        let (m, d) = (i64::from(self.month), i64::from(self.day));
+        let y = i64::from(self.year) - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            - i64::from(self.offset)
+    }
+
     /// Go's `RFC3339Nano` rendering: trailing fraction zeros trimmed, `Z` for a zero offset.
     pub(crate) fn format(&self) -> String {
         let mut out = String::with_capacity(35);
@@ -236,6 +254,16 @@ mod tests {
 
     fn round(s: &str) -> Result<String, TimeError> {
         GoTime::parse(s).map(|t| t.format())
+    }
+
+    #[test]
+    fn unix_seconds() {
+        let at = |s: &str| GoTime::parse(s).unwrap().unix_seconds();
+        assert_eq!(at("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(at("2000-03-01T00:00:00Z"), 951_868_800);
+        assert_eq!(at("2026-12-01T15:57:27.123456789Z"), 1_796_140_647);
+        assert_eq!(at("2026-12-01T17:57:27+02:00"), 1_796_140_647);
+        assert_eq!(at("1969-12-31T23:59:59Z"), -1);
     }
 
     #[test]

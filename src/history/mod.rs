@@ -17,7 +17,7 @@
 pub(crate) mod config;
 pub mod extend;
 mod gojson;
-mod gotime;
+pub(crate) mod gotime;
 
 use std::collections::BTreeMap;
 
