@@ -21,3 +21,4 @@ mod load;
 mod operate;
 mod serve;
 mod wire;
+mod zoo;

@@ -11,13 +11,13 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncBufReadExt as _;
 
 use crate::harness::fault::{Fault, FaultServer};
 use crate::harness::images::{LIST, OCI, Pusher, SCHEMA2};
 use crate::harness::images::{VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
-use crate::harness::run::{config, dimsum};
+use crate::harness::run::{config, dimsum, stdio};
 use crate::harness::server::Served;
 
 /// A registry with images, fault servers for what it cannot do, and a config naming them all.
@@ -117,47 +117,6 @@ async fn get(url: &str) -> (u16, Option<String>, reqwest::header::HeaderMap, Vec
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
     (status, ctype, headers, r.bytes().await.unwrap().to_vec())
-}
-
-/// Sends JSON-RPC lines to a `dimsum stdio` child, closes stdin, and returns replies by id.
-async fn stdio(config: &std::path::Path, lines: &[String]) -> (Vec<Value>, i32) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
-        .arg("--config")
-        .arg(config)
-        .arg("stdio")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for line in lines {
-        stdin.write_all(line.as_bytes()).await.unwrap();
-        stdin.write_all(b"\n").await.unwrap();
-    }
-    drop(stdin);
-    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut replies = Vec::new();
-    let read = async {
-        while let Some(line) = out.next_line().await.unwrap() {
-            replies.push(line);
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), read)
-        .await
-        .expect("stdio hung");
-    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    (
-        replies
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-        status.code().unwrap_or(-1),
-    )
 }
 
 /// The raw `result` of a JSON-RPC reply line, byte for byte.

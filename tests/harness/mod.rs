@@ -8,6 +8,7 @@ pub mod registry;
 pub mod run;
 pub mod server;
 pub mod token;
+pub mod zoo;
 
 /// Panics with the Debian package to install when a tool is missing (tests never skip).
 pub fn require(tool: &str, package: &str) {

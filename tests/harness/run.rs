@@ -134,3 +134,45 @@ pub async fn dimsum_env(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Sends JSON-RPC lines to a `dimsum stdio` child, closes stdin, and returns replies by id.
+pub async fn stdio(config: &std::path::Path, lines: &[String]) -> (Vec<serde_json::Value>, i32) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
+        .arg("--config")
+        .arg(config)
+        .arg("stdio")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.write_all(b"\n").await.unwrap();
+    }
+    drop(stdin);
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut replies = Vec::new();
+    let read = async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            replies.push(line);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("stdio hung");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        replies
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        status.code().unwrap_or(-1),
+    )
+}
