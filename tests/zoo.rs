@@ -154,16 +154,22 @@ async fn every_path(name: &str) {
     // Refusals come back as JSON with the registry's reason.
     let (status, _, body) = rest(&server, "zoo/team/missing/v1/history").await;
     let error: Value = serde_json::from_slice(&body).unwrap();
-    let (want_status, want_code) = match name {
-        "dockerhub" | "quay" => (404, "not_found_or_no_access"),
-        "ghcr" => (403, "registry_denied"),
-        _ => (404, "not_found"),
+    let (want_status, want_code, reason) = match name {
+        "dockerhub" | "quay" => (404, "not_found_or_no_access", "authentication required"),
+        "ghcr" => (
+            403,
+            "registry_denied",
+            "requested access to the resource is denied",
+        ),
+        _ => (404, "not_found", "manifest team/missing:v1 not found"),
     };
     assert_eq!(
         (status, error["error"]["data"]["name"].as_str().unwrap()),
         (want_status, want_code),
         "{name}: {error}"
     );
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains(reason), "{name}: {message}");
     zoo.throttle(10);
     let (status, headers, body) = rest(&server, "zoo/public/app/v1/labels").await;
     let error: Value = serde_json::from_slice(&body).unwrap();
