@@ -12,6 +12,7 @@ Examples:
   dimsum history my-registry team/app v1.2.3                # all entries, [{\"v1Compatibility\":…}]
   dimsum labels my-registry team/app sha256:3d5e…           # {\"revision\":\"abc123\",…}
   dimsum manifest my-registry team/app v1 --platform linux/arm64
+  dimsum origin my-registry team/app v1 --signed-by ci     # {\"revision\":…,\"source\":…,\"evidence\":[…],…}
 
   dimsum --config clouddriver.yml config check             # validate, list accounts (secrets redacted)
   dimsum completions bash > /etc/bash_completion.d/dimsum
@@ -22,7 +23,8 @@ DIMSUM_MAX_LINE_BYTES.
 
 Exit status: 0 ok, 1 internal error, 2 bad input, 3 configuration error or unknown account,
 4 not found (repository, tag, platform, level), 5 credentials refused or unusable,
-6 registry unavailable, rate-limited or timed out, 7 registry sent something unusable.";
+6 registry unavailable, rate-limited or timed out, 7 registry sent something unusable,
+8 the trigger's digest is not the tag's image any more, 9 not signed by the --signed-by key.";
 
 /// dimsum: image labels and legacy schema1 history for Spinnaker pipelines.
 #[derive(Debug, Parser)]
@@ -129,6 +131,14 @@ pub enum Command {
         #[command(flatten)]
         image: ImageArgs,
     },
+    /// Print where the image came from: revision, source, created, version, url, base image,
+    /// each with the evidence it was read from (annotations, BuildKit provenance, labels), and
+    /// the image's signatures, verified against dimsum.trust.cosignKeys.
+    Origin {
+        /// The image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
     /// Work with the configuration.
     Config {
         /// What to do.
@@ -158,6 +168,10 @@ pub struct ImageArgs {
     /// with exit status 8 if the tag has moved on from it. Empty: none.
     #[arg(long)]
     pub digest: Option<String>,
+    /// Answer only if a signature of the image verifies with this key of
+    /// dimsum.trust.cosignKeys; otherwise fail with exit status 9.
+    #[arg(long)]
+    pub signed_by: Option<String>,
 }
 
 /// Where the configuration comes from.
@@ -189,7 +203,10 @@ impl Command {
     pub fn is_one_shot(&self) -> bool {
         matches!(
             self,
-            Command::History { .. } | Command::Manifest { .. } | Command::Labels { .. }
+            Command::History { .. }
+                | Command::Manifest { .. }
+                | Command::Labels { .. }
+                | Command::Origin { .. }
         )
     }
 }

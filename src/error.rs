@@ -86,6 +86,31 @@ pub enum Error {
         /// The digest the caller gave.
         given: Digest,
     },
+    /// `signedBy` named a key and no signature of the image verified with it.
+    #[error(
+        "account {account:?}: {image}: no signature of {digest}{} verifies with the key {key:?}",
+        and_index(.index_digest)
+    )]
+    NotSigned {
+        /// The account.
+        account: String,
+        /// `repository:reference`.
+        image: String,
+        /// The image manifest's digest.
+        digest: String,
+        /// The index's digest, when the reference named one.
+        index_digest: Option<String>,
+        /// The key's name.
+        key: String,
+    },
+}
+
+/// Used by [`Error::NotSigned`]'s message.
+fn and_index(index: &Option<String>) -> String {
+    index
+        .as_deref()
+        .map(|i| format!(" or its index {i}"))
+        .unwrap_or_default()
 }
 
 impl Error {
@@ -98,6 +123,7 @@ impl Error {
             Error::LevelOutOfRange { .. } => Code::LevelOutOfRange,
             Error::Timeout { .. } => Code::UpstreamTimeout,
             Error::TagMoved { .. } => Code::TagMoved,
+            Error::NotSigned { .. } => Code::NotSigned,
             Error::NotAnImage { .. } => Code::UnsupportedManifest,
             Error::History { source, .. } => match source {
                 history::Error::InvalidJson(_) | history::Error::NotAnObject(_) => {
@@ -157,6 +183,7 @@ pub fn exit_status(code: Code) -> u8 {
         Code::RegistryUnavailable | Code::RegistryRateLimited | Code::UpstreamTimeout => 6,
         Code::RegistryBadResponse | Code::UnsupportedManifest | Code::HistoryUnconvertible => 7,
         Code::TagMoved => 8,
+        Code::NotSigned => 9,
     }
 }
 

@@ -13,6 +13,8 @@
 //! - [`credentials`]: password sources, re-read on use, and the redacted [`credentials::Secret`].
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
+//! - [`origin`]: where an image came from (annotations, provenance, labels, ranked with their
+//!   evidence) and its signatures, verified against configured cosign keys.
 //! - [`events`]: registry notifications (Distribution, ACR, Harbor, Quay) → tag changes.
 //! - [`cache`]: memory (content by digest, tags dated by when the registry was asked, recent
 //!   not-founds; single flight) and the [`cache::SharedTier`] behind it: the disk for the
@@ -21,7 +23,8 @@
 //! - [`prefetch`]: fetching pushed tags in the background, bounded in queue and concurrency.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.
-//! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `rpc.discover`).
+//! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `getOrigin`,
+//!   `rpc.discover`).
 //! - [`transport`]: stdio (newline-delimited JSON-RPC) and one TCP port (HTTP, WebSocket, REST,
 //!   registry events), with its own accept loop against slow clients; one JSON-RPC dispatcher
 //!   for all.
@@ -38,6 +41,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
+pub mod origin;
 pub mod prefetch;
 pub mod registry;
 pub mod reload;

@@ -145,6 +145,7 @@ fn request(i: &ImageArgs) -> ImageRequest<'_> {
         reference: &i.reference,
         platform: i.platform.as_deref(),
         digest: i.digest.as_deref(),
+        signed_by: i.signed_by.as_deref().filter(|k| !k.is_empty()),
     }
 }
 
@@ -169,6 +170,10 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
             .map(|h| format!("{}\n", h.list.get()).into_bytes()),
         Command::Manifest { image } => service.manifest(request(image)).await.map(|m| m.bytes),
         Command::Labels { image } => service.labels(request(image)).await.map(String::into_bytes),
+        Command::Origin { image } => service
+            .origin(request(image))
+            .await
+            .map(|o| serde_json::to_vec(&*o).unwrap_or_default()),
         Command::Serve { .. }
         | Command::Stdio { .. }
         | Command::Config { .. }

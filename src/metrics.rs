@@ -20,6 +20,8 @@ pub enum Kind {
     manifest_head,
     /// `GET` of a blob.
     blob,
+    /// `GET` of an image's OCI 1.1 referrers.
+    referrers,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -113,6 +113,7 @@ async fn token_auth_caches_tokens_and_rereads_a_rotated_password_file() {
         reference: "v1",
         platform: None,
         digest: None,
+        signed_by: None,
     };
     for _ in 0..2 {
         let (entry, _) = service
@@ -241,6 +242,7 @@ async fn concurrent_challenges_share_one_token_exchange() {
                 reference: &tag,
                 platform: None,
                 digest: None,
+                signed_by: None,
             };
             service.labels(req).await.unwrap()
         }));

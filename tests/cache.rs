@@ -45,6 +45,7 @@ fn req(reference: &str) -> ImageRequest<'_> {
         reference,
         platform: None,
         digest: None,
+        signed_by: None,
     }
 }
 
@@ -196,6 +197,7 @@ async fn nothing_that_failed_verification_is_cached() {
         reference: "v1",
         platform: None,
         digest: None,
+        signed_by: None,
     };
     let e = s
         .history(req, history::Options::default())

@@ -404,6 +404,7 @@ async fn digests_without_the_header_and_heads_that_say_nothing() {
             reference: "moving",
             platform: None,
             digest: None,
+            signed_by: None,
         };
         let m = service.manifest(req).await.unwrap();
         assert_eq!(m.digest.as_str(), images::digest(&bytes), "{name}");

@@ -39,11 +39,13 @@ pub enum Code {
     /// The registry's token service granted nothing for the repository: it does not exist, or
     /// these credentials may not read it (Docker Hub never says which).
     NotFoundOrNoAccess,
+    /// `signedBy` named a key, and no signature of the image verifies with it.
+    NotSigned,
 }
 
 impl Code {
     /// Every code, for tables and for tests that check each has a status.
-    pub const ALL: [Code; 15] = [
+    pub const ALL: [Code; 16] = [
         Code::InvalidReference,
         Code::UnknownAccount,
         Code::NotFound,
@@ -59,6 +61,7 @@ impl Code {
         Code::UpstreamTimeout,
         Code::TagMoved,
         Code::NotFoundOrNoAccess,
+        Code::NotSigned,
     ];
 
     /// The JSON-RPC error code.
@@ -79,6 +82,7 @@ impl Code {
             Code::UpstreamTimeout => 1013,
             Code::TagMoved => 1014,
             Code::NotFoundOrNoAccess => 1015,
+            Code::NotSigned => 1016,
         }
     }
 
@@ -100,6 +104,7 @@ impl Code {
             Code::UpstreamTimeout => "upstream_timeout",
             Code::TagMoved => "tag_moved",
             Code::NotFoundOrNoAccess => "not_found_or_no_access",
+            Code::NotSigned => "not_signed",
         }
     }
 
@@ -118,6 +123,7 @@ impl Code {
             Code::RegistryUnavailable | Code::AccountUnusable | Code::UpstreamTimeout => 503,
             Code::RegistryBadResponse => 502,
             Code::TagMoved => 409,
+            Code::NotSigned => 412,
         }
     }
 

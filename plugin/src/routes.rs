@@ -5,6 +5,10 @@
 //! | `/{account}/{repository…}/{reference}/history[?level=N][&platform=P][&strict=true]` | history (`getHistory`) |
 //! | `/{account}/{repository…}/{reference}/metadata` (alias `/manifest`) | manifest (`getManifest`) |
 //! | `/{account}/{repository…}/{reference}/labels` | labels (`getLabels`) |
+//! | `/{account}/{repository…}/{reference}/origin` | origin (`getOrigin`) |
+//!
+//! Every route also takes `platform`, `digest` (the trigger's) and `signedBy` (a configured key
+//! a signature of the image must verify with).
 //!
 //! The repository is every segment between the account and the last two, so it may have one or
 //! many segments; each segment is percent-decoded. The reference may be a tag or a digest.
@@ -24,6 +28,8 @@ pub enum Action {
     Manifest,
     /// `getLabels`: the labels object.
     Labels,
+    /// `getOrigin`: where the image came from.
+    Origin,
 }
 
 /// A request the shim will answer: the JSON-RPC method's params, decoded and typed.
@@ -41,6 +47,8 @@ pub struct Call {
     pub platform: Option<String>,
     /// `?digest=`: the digest the trigger saw (empty: none).
     pub digest: Option<String>,
+    /// `?signedBy=`: a configured key a signature of the image must verify with (empty: none).
+    pub signed_by: Option<String>,
 }
 
 /// Why a path is not a call.
@@ -52,13 +60,13 @@ pub enum NoRoute {
     BadEncoding(String),
     /// `?level=` is not a non-negative integer.
     BadLevel(String),
-    /// A parameter given more than once (`level`, `platform`, `strict`, `digest`): a proxy in
+    /// A parameter given more than once (`level`, `platform`, `strict`, `digest`, `signedBy`): a proxy in
     /// front might read another value than dimsum.
     Repeated(&'static str),
 }
 
 /// The query parameters the routes read; each may appear once.
-const PARAMS: [&str; 4] = ["level", "platform", "strict", "digest"];
+const PARAMS: [&str; 5] = ["level", "platform", "strict", "digest", "signedBy"];
 
 /// Matches `path` (without the query) and `query` to a call.
 pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
@@ -76,6 +84,7 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         },
         "metadata" | "manifest" => Action::Manifest,
         "labels" => Action::Labels,
+        "origin" => Action::Origin,
         _ => return Err(NoRoute::Unknown),
     };
     // A segment may not decode to a '/': `team%2Fapp` would otherwise smuggle a path separator
@@ -97,6 +106,7 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         reference: decode(reference)?,
         platform: None,
         digest: None,
+        signed_by: None,
     };
     let pairs = query_params(query.unwrap_or(""))?;
     for name in PARAMS {
@@ -117,6 +127,8 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
             ("platform", _) => call.platform = Some(value),
             // An empty digest is none: Orca fills `${trigger['digest'] ?: ''}` with nothing.
             ("digest", _) => call.digest = Some(value).filter(|d| !d.is_empty()),
+            // Empty is none, as for the digest: a stage parameter left blank.
+            ("signedBy", _) => call.signed_by = Some(value).filter(|k| !k.is_empty()),
             _ => {}
         }
     }
@@ -168,6 +180,7 @@ mod tests {
             reference: reference.into(),
             platform: None,
             digest: None,
+            signed_by: None,
         }
     }
 
@@ -206,6 +219,19 @@ mod tests {
         assert_eq!(
             route("/hub/solo/v1/labels", None).unwrap().action,
             Action::Labels
+        );
+        let origin = route("/hub/team/app/v1/origin", Some("signedBy=ci&digest=")).unwrap();
+        assert_eq!(origin.action, Action::Origin);
+        assert_eq!(origin.signed_by.as_deref(), Some("ci"));
+        assert_eq!(origin.digest, None);
+        assert_eq!(
+            route("/hub/a/v1/labels", Some("signedBy=")).unwrap().signed_by,
+            None,
+            "an empty key is none, as a blank stage parameter"
+        );
+        assert_eq!(
+            route("/hub/a/v1/labels", Some("signedBy=a&signedBy=b")),
+            Err(NoRoute::Repeated("signedBy"))
         );
     }
 

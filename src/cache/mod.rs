@@ -221,6 +221,9 @@ pub(crate) struct Caches {
     /// A tag's digest as an event announced it (`None`: the tag was deleted).
     pub(crate) announced: Cache<TagKey, Dated<Option<Digest>>>,
     pub(crate) negative: Option<Cache<TagKey, Dated<Error>>>,
+    /// Assembled `origin` answers by (account, repository, top digest and platform), for
+    /// [`LIVE`]: they hold signature lookups, which are tags.
+    pub(crate) origins: Option<Cache<TagKey, Dated<Arc<crate::origin::Origin>>>>,
     /// When each account's registry last sent an event (see [`crate::service`] on freshness).
     heard: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
 }
@@ -249,6 +252,7 @@ impl Caches {
             // Long enough to outlive any request that was on its way when the event came.
             announced: dated_cache(ANNOUNCED_FOR).expect("a positive duration"),
             negative: dated_cache(settings.negative_ttl),
+            origins: dated_cache(LIVE),
             heard: Default::default(),
         }
     }
@@ -292,6 +296,11 @@ impl Caches {
         }
         if let Some(negative) = &self.negative {
             let _ = negative.invalidate_entries_if(move |k, _| which(k, None));
+        }
+        // A moved tag may be a new signature (`sha256-….sig`) of any image: origins are kept a
+        // second at most, so dropping them all costs little.
+        if let Some(origins) = &self.origins {
+            origins.invalidate_all();
         }
     }
 

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::{DEFAULT_CALL_TIMEOUT, flex_bool, flex_u64, io_message};
 use crate::credentials::Secret;
+use crate::origin::signature::CosignKey;
 use crate::registry::Limits;
 
 /// The `dimsum:` section.
@@ -28,6 +29,8 @@ pub struct Settings {
     pub events: Option<Events>,
     /// Connection and request bounds of `serve` (read at start; a reload does not change them).
     pub server: ServerLimits,
+    /// Keys image signatures are verified with (`trust.cosignKeys`).
+    pub cosign_keys: Vec<CosignKey>,
 }
 
 /// The default trust in a tag or a not-found answer: what the original dimsum, which asked the
@@ -126,6 +129,7 @@ impl Default for Settings {
             api_token: None,
             events: None,
             server: ServerLimits::default(),
+            cosign_keys: Vec::new(),
         }
     }
 }
@@ -161,6 +165,29 @@ pub(super) struct RawSettings {
     /// The shared tier (Spinnaker's Redis).
     #[serde(default)]
     redis: Option<RawRedis>,
+    /// Keys signatures are checked with.
+    #[serde(default)]
+    trust: RawTrust,
+}
+
+/// `dimsum.trust`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawTrust {
+    /// `[{name, publicKeyFile}]`: PEM ECDSA P-256 public keys, as `cosign generate-key-pair`
+    /// writes `cosign.pub`; `name` is what `signedBy` names.
+    #[serde(default)]
+    cosign_keys: Vec<RawCosignKey>,
+}
+
+/// One `trust.cosignKeys` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCosignKey {
+    /// The name `signedBy` uses. Required, unique.
+    name: Option<String>,
+    /// The PEM public key file. Required; read at load.
+    public_key_file: Option<PathBuf>,
 }
 
 /// `dimsum.redis`.
@@ -258,6 +285,7 @@ impl RawSettings {
         if let Some(redis) = &self.redis {
             s.redis = redis.validate(problems);
         }
+        s.cosign_keys = self.trust.validate(problems);
         let server = &self.server;
         if let Some(n) = server.max_connections.filter(|v| *v > 0) {
             s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
@@ -293,6 +321,38 @@ impl RawSettings {
             s.cache.negative_ttl = Duration::from_secs(n);
         }
         s
+    }
+}
+
+impl RawTrust {
+    fn validate(&self, problems: &mut Vec<String>) -> Vec<CosignKey> {
+        let mut keys: Vec<CosignKey> = Vec::new();
+        for (i, raw) in self.cosign_keys.iter().enumerate() {
+            let at = format!("dimsum: trust.cosignKeys[{i}]");
+            let (Some(name), Some(path)) = (raw.name.as_deref(), raw.public_key_file.as_deref())
+            else {
+                problems.push(format!("{at}: name and publicKeyFile are required"));
+                continue;
+            };
+            if name.is_empty() || keys.iter().any(|k| k.name == name) {
+                problems.push(format!(
+                    "{at}: the name {name:?} must be non-empty and unique"
+                ));
+                continue;
+            }
+            match std::fs::read_to_string(path) {
+                Ok(pem) => match CosignKey::from_pem(name, &pem) {
+                    Ok(key) => keys.push(key),
+                    Err(e) => problems.push(format!("{at} ({name}): {}: {e}", path.display())),
+                },
+                Err(e) => problems.push(format!(
+                    "{at} ({name}): publicKeyFile {}: {}",
+                    path.display(),
+                    io_message(&e)
+                )),
+            }
+        }
+        keys
     }
 }
 

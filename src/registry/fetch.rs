@@ -130,6 +130,36 @@ impl Client {
         }
     }
 
+    /// The OCI 1.1 referrers of `digest`: the index the registry answers, or `None` where it has
+    /// no referrers API (404, 400, 405, 406, or an answer that is not an index: GHCR redirects
+    /// to its web UI). Harbor before 2.11 labels the index `application/json`.
+    pub async fn referrers(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let what = format!("referrers of {repo}@{digest} from {}", self.host);
+        let call = Call {
+            what: &what,
+            kind: Kind::referrers,
+            method: Method::GET,
+            url: self.url(&format!("{repo}/referrers/{digest}")),
+            accept: Some(manifest::OCI_INDEX),
+            limit: self.limits.max_manifest_bytes,
+        };
+        match self.request(&call, repo).await {
+            Ok(answer) => {
+                let index = matches!(
+                    Manifest::parse(None, &answer.body),
+                    Ok(Manifest::Index { .. })
+                );
+                Ok(index.then_some(answer.body))
+            }
+            Err(Error::NotFound { .. } | Error::BadResponse { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One `HEAD` of a manifest: the `Docker-Content-Digest` it announced, if any.
     async fn head(
         &self,

@@ -8,7 +8,7 @@
 //! representation.
 
 // Each wire param is a method argument (that is how the macro accepts both by-name and
-// by-position params), and getHistory has seven of them.
+// by-position params), and getHistory has nine of them.
 #![allow(clippy::too_many_arguments)]
 
 pub mod types;
@@ -48,6 +48,7 @@ pub trait DimsumApi {
         strict: Option<bool>,
         tag: Option<String>,
         digest: Option<String>,
+        #[argument(rename = "signedBy")] signed_by: Option<String>,
     ) -> RpcResult<Box<RawValue>>;
 
     /// The manifest (an index resolved to one platform), its digest and media type.
@@ -60,6 +61,7 @@ pub trait DimsumApi {
         platform: Option<String>,
         tag: Option<String>,
         digest: Option<String>,
+        #[argument(rename = "signedBy")] signed_by: Option<String>,
     ) -> RpcResult<ManifestResult>;
 
     /// The image config's `config.Labels` (`{}` when there are none).
@@ -72,6 +74,21 @@ pub trait DimsumApi {
         platform: Option<String>,
         tag: Option<String>,
         digest: Option<String>,
+        #[argument(rename = "signedBy")] signed_by: Option<String>,
+    ) -> RpcResult<Box<RawValue>>;
+
+    /// Where the image came from: revision, source and the rest with their evidence, labels,
+    /// annotations, provenance and signatures.
+    #[method(name = "getOrigin")]
+    async fn get_origin(
+        &self,
+        account: String,
+        repository: String,
+        reference: Option<String>,
+        platform: Option<String>,
+        tag: Option<String>,
+        digest: Option<String>,
+        #[argument(rename = "signedBy")] signed_by: Option<String>,
     ) -> RpcResult<Box<RawValue>>;
 
     /// The OpenRPC description of this API, errors included.
@@ -111,6 +128,7 @@ fn image<'a>(
     reference: &'a str,
     platform: &'a Option<String>,
     digest: &'a Option<String>,
+    signed_by: &'a Option<String>,
 ) -> ImageRequest<'a> {
     ImageRequest {
         account,
@@ -118,6 +136,7 @@ fn image<'a>(
         reference,
         platform: platform.as_deref(),
         digest: digest.as_deref(),
+        signed_by: signed_by.as_deref(),
     }
 }
 
@@ -151,6 +170,12 @@ impl Rpc {
     async fn labels(&self, req: ImageRequest<'_>) -> Result<String, Error> {
         self.live.current().labels(req).await
     }
+
+    async fn origin(&self, req: ImageRequest<'_>) -> Result<String, Error> {
+        let origin = self.live.current().origin(req).await?;
+        // Our own types always serialize.
+        Ok(serde_json::to_string(&*origin).unwrap_or_default())
+    }
 }
 
 #[async_trait]
@@ -165,9 +190,17 @@ impl DimsumApiServer for Rpc {
         strict: Option<bool>,
         tag: Option<String>,
         digest: Option<String>,
+        signed_by: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = image(&account, &repository, &reference, &platform, &digest);
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            &platform,
+            &digest,
+            &signed_by,
+        );
         Ok(self.history(req, level, strict.unwrap_or(false)).await?)
     }
 
@@ -179,9 +212,17 @@ impl DimsumApiServer for Rpc {
         platform: Option<String>,
         tag: Option<String>,
         digest: Option<String>,
+        signed_by: Option<String>,
     ) -> RpcResult<ManifestResult> {
         let reference = reference(reference_, tag)?;
-        let req = image(&account, &repository, &reference, &platform, &digest);
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            &platform,
+            &digest,
+            &signed_by,
+        );
         let m = self.manifest(req).await?;
         let text = String::from_utf8(m.bytes)
             .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
@@ -200,10 +241,40 @@ impl DimsumApiServer for Rpc {
         platform: Option<String>,
         tag: Option<String>,
         digest: Option<String>,
+        signed_by: Option<String>,
     ) -> RpcResult<Box<RawValue>> {
         let reference = reference(reference_, tag)?;
-        let req = image(&account, &repository, &reference, &platform, &digest);
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            &platform,
+            &digest,
+            &signed_by,
+        );
         raw(self.labels(req).await?)
+    }
+
+    async fn get_origin(
+        &self,
+        account: String,
+        repository: String,
+        reference_: Option<String>,
+        platform: Option<String>,
+        tag: Option<String>,
+        digest: Option<String>,
+        signed_by: Option<String>,
+    ) -> RpcResult<Box<RawValue>> {
+        let reference = reference(reference_, tag)?;
+        let req = image(
+            &account,
+            &repository,
+            &reference,
+            &platform,
+            &digest,
+            &signed_by,
+        );
+        raw(self.origin(req).await?)
     }
 
     fn discover(&self) -> RpcResult<Box<RawValue>> {
@@ -225,6 +296,7 @@ impl Backend for Rpc {
                 &call.reference,
                 &call.platform,
                 &call.digest,
+                &call.signed_by,
             );
             Ok(match call.action {
                 Action::History { level, strict } => {
@@ -239,6 +311,7 @@ impl Backend for Rpc {
                     }
                 }
                 Action::Labels => Answer::Json(rpc.labels(req).await?.into_bytes()),
+                Action::Origin => Answer::Json(rpc.origin(req).await?.into_bytes()),
             })
         }
     }

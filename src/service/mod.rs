@@ -23,6 +23,7 @@ use crate::registry::manifest::{self, Manifest};
 use crate::registry::{self, Client, Digest, Fetched, Platform, Reference, Repository};
 
 mod notice;
+mod origin;
 mod pin;
 mod tag;
 mod tier;
@@ -43,6 +44,9 @@ pub struct ImageRequest<'a> {
     /// The digest the trigger saw (a manifest, index or config digest), if any: see
     /// [`Dimsum::history`] on pinning.
     pub digest: Option<&'a str>,
+    /// `signedBy`: answer only if a signature of the image verifies with this configured key
+    /// (see [`Dimsum::origin`]).
+    pub signed_by: Option<&'a str>,
 }
 
 /// A manifest as the registry holds it.
@@ -97,6 +101,8 @@ pub struct Dimsum {
     /// Behind memory: the disk (one-shot CLI) or Redis (serve, stdio), if any.
     shared: Option<SharedTier>,
     metrics: Arc<Metrics>,
+    /// `trust.cosignKeys`.
+    cosign_keys: Arc<Vec<crate::origin::signature::CosignKey>>,
 }
 
 /// A parsed request.
@@ -222,6 +228,7 @@ impl Dimsum {
             caches,
             shared,
             metrics,
+            cosign_keys: Arc::new(config.settings.cosign_keys.clone()),
         }
     }
 
@@ -242,6 +249,7 @@ impl Dimsum {
 
     /// The manifest (an index is resolved to one platform), its digest and media type.
     pub async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
+        self.gate(req).await?;
         let req = self.pin(req).await?;
         let parsed = self.parse(req)?;
         let fetched = match self.cached(&parsed).await {
@@ -262,6 +270,7 @@ impl Dimsum {
         req: ImageRequest<'_>,
         options: history::Options,
     ) -> Result<Arc<HistoryAnswer>, Error> {
+        self.gate(req).await?;
         let req = self.pin(req).await?;
         let parsed = self.parse(req)?;
         if let Some(fetched) = self.cached(&parsed).await {

@@ -304,6 +304,7 @@ impl Dimsum {
             reference: tag,
             platform: None,
             digest: None,
+            signed_by: None,
         };
         self.history(req, crate::history::Options::default())
             .await

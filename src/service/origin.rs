@@ -1,0 +1,299 @@
+//! `origin`: gathering what [`crate::origin`] ranks, through the same caches as history, and the
+//! `signedBy` gate every image answer can carry.
+//!
+//! Cost: manifests, the config, attestation manifests, in-toto statements and signature payloads
+//! are content by digest (cached with no expiry, shared with the fleet); the cosign tag
+//! (`sha256-<hex>.sig`) and the referrers fallback tag are tags, looked up as every tag is (live,
+//! single-flighted); the referrers API answer and the assembled origin are kept for
+//! [`LIVE`](crate::config::LIVE) (1 s), single-flighted, so a new signature is seen as soon as a
+//! moved tag would be, and a warm `origin` answers from memory like a warm `history`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Dimsum, ImageRequest, Parsed, registry_error};
+use crate::cache::{Dated, TagKey};
+use crate::config::LIVE;
+use crate::error::Error;
+use crate::history;
+use crate::metrics::CacheName;
+use crate::origin::raw::Raw;
+use crate::origin::signature::{self, Signature};
+use crate::origin::{self, Found, Origin, provenance};
+use crate::registry::manifest::{self, Manifest};
+use crate::registry::{self, Digest, Fetched, Reference};
+
+impl Dimsum {
+    /// Where the image came from, with its signatures (see [`crate::origin`]).
+    pub async fn origin(&self, req: ImageRequest<'_>) -> Result<Arc<Origin>, Error> {
+        self.gate(req).await?;
+        self.origin_ungated(req).await
+    }
+
+    async fn origin_ungated(&self, req: ImageRequest<'_>) -> Result<Arc<Origin>, Error> {
+        let req = self.pin(req).await?;
+        let parsed = self.parse(req)?;
+        Box::pin(self.bounded(req.account, self.origin_of(&parsed))).await
+    }
+
+    /// With `signedBy`: fails with [`Error::NotSigned`] unless a signature of the image (or its
+    /// index) verifies with that key. An unknown key is bad input.
+    pub(super) async fn gate(&self, req: ImageRequest<'_>) -> Result<(), Error> {
+        let Some(name) = req.signed_by else {
+            return Ok(());
+        };
+        if !self.cosign_keys.iter().any(|k| k.name == name) {
+            let known: Vec<&str> = self.cosign_keys.iter().map(|k| k.name.as_str()).collect();
+            return Err(Error::InvalidInput(format!(
+                "signedBy names no configured key: {name:?} (dimsum.trust.cosignKeys has {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let origin = self.origin_ungated(req).await?;
+        if origin.signed_by(name) {
+            return Ok(());
+        }
+        Err(Error::NotSigned {
+            account: req.account.to_owned(),
+            image: format!("{}:{}", req.repository, req.reference),
+            digest: origin.digest.clone(),
+            index_digest: origin.index_digest.clone(),
+            key: name.to_owned(),
+        })
+    }
+
+    async fn origin_of(&self, p: &Parsed<'_>) -> Result<Arc<Origin>, Error> {
+        let top = match &p.reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(_) => self.digest_of_tag(p).await?,
+        };
+        let key = TagKey {
+            account: p.account.name.clone(),
+            repository: p.repository.to_string(),
+            reference: format!(
+                "{top} {}",
+                p.platform
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        };
+        let Some(origins) = &self.caches.origins else {
+            return self.origin_cold(p, &top).await.map(Arc::new);
+        };
+        if let Some(hit) = origins.get(&key).await {
+            self.metrics.cache(CacheName::content, true);
+            return Ok(hit.value);
+        }
+        self.metrics.cache(CacheName::content, false);
+        let load = async {
+            let asked = Instant::now();
+            let origin = self.origin_cold(p, &top).await?;
+            Ok::<_, Error>(Dated::new(Arc::new(origin), asked, LIVE))
+        };
+        let entry = origins
+            .try_get_with(key, Box::pin(load))
+            .await
+            .map_err(Arc::unwrap_or_clone)?;
+        Ok(entry.value)
+    }
+
+    async fn origin_cold(&self, p: &Parsed<'_>, top: &Digest) -> Result<Origin, Error> {
+        let top = self.manifest_by_digest(p, top).await?;
+        let (image, index) = match &top.manifest {
+            Manifest::Index { manifests, .. } => {
+                let child = p
+                    .client
+                    .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
+                    .map_err(|e| registry_error(&p.account.name, e))?;
+                (self.manifest_by_digest(p, &child).await?, Some(top))
+            }
+            _ => (top, None),
+        };
+        let name = format!("{}@{}", p.repository, image.digest);
+        let labels = self.labels_of(p, &name, &image).await?;
+        let index_raw = index.as_ref().map(|i| Raw::parse(&i.bytes));
+        let provenance = match &index_raw {
+            Some(raw) => self.provenance(p, &name, raw, &image.digest).await,
+            None => None,
+        };
+        let mut signatures = self.signatures(p, &name, &image.digest).await?;
+        if let Some(index) = &index {
+            signatures.extend(self.signatures(p, &name, &index.digest).await?);
+        }
+        Ok(origin::assemble(Found {
+            digest: image.digest.to_string(),
+            manifest: Raw::parse(&image.bytes),
+            index: index
+                .as_ref()
+                .zip(index_raw)
+                .map(|(i, raw)| (i.digest.to_string(), raw)),
+            labels,
+            provenance,
+            signatures,
+        }))
+    }
+
+    /// The labels object of an image, as `labels` answers it.
+    async fn labels_of(
+        &self,
+        p: &Parsed<'_>,
+        name: &str,
+        image: &Fetched,
+    ) -> Result<String, Error> {
+        let history_error = |source| Error::History {
+            image: name.to_owned(),
+            source,
+        };
+        match &image.manifest {
+            Manifest::Image { config, .. } => {
+                if !manifest::is_image_config(&config.media_type) {
+                    return Err(Error::NotAnImage {
+                        image: name.to_owned(),
+                        media_type: config.media_type.clone(),
+                    });
+                }
+                let blob = self.blob(p, name, config).await?;
+                history::labels(&blob).map_err(history_error)
+            }
+            Manifest::Schema1 { history, .. } => match history.first() {
+                Some(top) => history::labels(top.as_bytes()).map_err(history_error),
+                None => Ok("{}".to_owned()),
+            },
+            Manifest::Index { .. } => unreachable!("an index entry is resolved to an image"),
+        }
+    }
+
+    /// The SLSA provenance BuildKit attached to `image` in `index`. Best effort: an attestation
+    /// that cannot be read is logged and left out, not an error of the whole answer.
+    async fn provenance(
+        &self,
+        p: &Parsed<'_>,
+        name: &str,
+        index: &Raw,
+        image: &Digest,
+    ) -> Option<(provenance::Provenance, Vec<origin::evidence::Evidence>)> {
+        let attestation = provenance::attestation_for(index, image.as_str())?;
+        let result = async {
+            let digest = self.raw_digest(p, &attestation.digest)?;
+            let manifest = self.manifest_by_digest(p, &digest).await?;
+            let raw = Raw::parse(&manifest.bytes);
+            for layer in provenance::provenance_layers(&raw) {
+                let statement = self.blob(p, name, &descriptor(layer)).await?;
+                if let Some(found) = provenance::read(&statement) {
+                    return Ok(Some(found));
+                }
+            }
+            Ok::<_, Error>(None)
+        };
+        result.await.unwrap_or_else(|e| {
+            tracing::warn!(image = name, error = %e, "attestation unreadable; origin without provenance");
+            None
+        })
+    }
+
+    /// Signatures of `digest`: cosign's tag, then OCI 1.1 referrers (the API, else its tag).
+    async fn signatures(
+        &self,
+        p: &Parsed<'_>,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Vec<Signature>, Error> {
+        let hex = digest.as_str().replacen(':', "-", 1);
+        let mut found = Vec::new();
+        if let Some(sig) = self.tagged(p, &format!("{hex}.sig")).await? {
+            let raw = Raw::parse(&sig.bytes);
+            for layer in &raw.layers {
+                let Some(value) = layer.annotations.get(signature::COSIGN_SIGNATURE) else {
+                    continue;
+                };
+                if signature::is_keyless(layer) {
+                    found.push(Signature {
+                        kind: "cosign",
+                        digest: digest.to_string(),
+                        verified: None,
+                        key: None,
+                    });
+                    continue;
+                }
+                let payload = self.blob(p, name, &descriptor(layer)).await?;
+                found.push(signature::verify_cosign(
+                    &self.cosign_keys,
+                    &payload,
+                    value,
+                    digest.as_str(),
+                ));
+            }
+        }
+        let listed = match p.client.referrers(&p.repository, digest).await {
+            Ok(Some(bytes)) => Some(Raw::parse(&bytes)),
+            Ok(None) => self.tagged(p, &hex).await?.map(|f| Raw::parse(&f.bytes)),
+            Err(e) => return Err(registry_error(&p.account.name, e)),
+        };
+        for referrer in listed.iter().flat_map(|l| &l.manifests) {
+            let kind = match referrer.artifact_type.as_deref() {
+                t if signature::needs_manifest(t) => {
+                    let digest = self.raw_digest(p, &referrer.digest)?;
+                    let manifest = self.manifest_by_digest(p, &digest).await?;
+                    Raw::parse(&manifest.bytes)
+                        .kind()
+                        .and_then(signature::referrer_kind)
+                }
+                Some(t) => signature::referrer_kind(t),
+                None => None,
+            };
+            if let Some(kind) = kind {
+                found.push(Signature {
+                    kind,
+                    digest: digest.to_string(),
+                    verified: None,
+                    key: None,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// The manifest a tag of this repository names now, or `None` when there is no such tag.
+    async fn tagged(&self, p: &Parsed<'_>, tag: &str) -> Result<Option<Arc<Fetched>>, Error> {
+        let reference = Reference::parse(tag).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let at = Parsed {
+            account: p.account,
+            client: p.client,
+            repository: p.repository.clone(),
+            reference,
+            platform: None,
+        };
+        match self.digest_of_tag(&at).await {
+            Ok(digest) => Ok(Some(self.manifest_by_digest(&at, &digest).await?)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn raw_digest(&self, p: &Parsed<'_>, digest: &str) -> Result<Digest, Error> {
+        Digest::parse(digest).ok_or_else(|| {
+            registry_error(
+                &p.account.name,
+                registry::Error::BadResponse {
+                    what: format!("manifest {}", p.repository),
+                    detail: format!("invalid digest {digest:?} in a descriptor"),
+                },
+            )
+        })
+    }
+}
+
+/// A registry descriptor for a raw one (to fetch its blob through the content cache).
+fn descriptor(raw: &crate::origin::raw::Descriptor) -> manifest::Descriptor {
+    manifest::Descriptor {
+        media_type: raw.media_type.clone(),
+        digest: raw.digest.clone(),
+        size: raw.size,
+        platform: None,
+    }
+}
