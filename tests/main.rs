@@ -19,6 +19,7 @@ mod fleet;
 mod hardening;
 mod load;
 mod operate;
+mod origin;
 mod serve;
 mod wire;
 mod zoo;
