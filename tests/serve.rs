@@ -535,6 +535,7 @@ async fn answered_like_the_stage(server: &Served, url: &str, stage: &str) {
     // What the README's SpEL reads: …['webhook']['body']['config']['Labels']['revision'].
     let revision = match stage {
         "dimsum" => &body["config"]["Labels"]["revision"],
+        // Dimsum origin: ${#stage('Dimsum origin')['context']['webhook']['body']['revision']}.
         _ => &body["revision"],
     };
     assert_eq!(revision, "abc123", "{url}");

@@ -225,7 +225,9 @@ mod tests {
         assert_eq!(origin.signed_by.as_deref(), Some("ci"));
         assert_eq!(origin.digest, None);
         assert_eq!(
-            route("/hub/a/v1/labels", Some("signedBy=")).unwrap().signed_by,
+            route("/hub/a/v1/labels", Some("signedBy="))
+                .unwrap()
+                .signed_by,
             None,
             "an empty key is none, as a blank stage parameter"
         );

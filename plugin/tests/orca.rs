@@ -96,6 +96,8 @@ fn every_url_is_a_route() {
                 .find(|(k, _)| *k == "digest")
                 .map(|(_, v)| *v);
             assert_eq!(call.digest.as_deref(), digest, "{url}");
+            // signedBy defaults to empty: no check unless the pipeline names a key.
+            assert_eq!(call.signed_by, None, "{url}");
             match entry["type"].as_str().unwrap() {
                 "dimsum" => assert_eq!(
                     call.action,
@@ -105,6 +107,7 @@ fn every_url_is_a_route() {
                     }
                 ),
                 "dimsumLabels" => assert_eq!(call.action, Action::Labels),
+                "dimsumOrigin" => assert_eq!(call.action, Action::Origin),
                 other => panic!("unexpected type {other}"),
             }
         }
