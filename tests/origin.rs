@@ -16,9 +16,9 @@ use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
 use crate::harness::server::Served;
 
-const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+pub const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const NOTATION: &str = "application/vnd.cncf.notary.signature";
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SHA_D: &str = "dddddddddddddddddddddddddddddddddddddddd";
@@ -37,7 +37,7 @@ fn cosign_key(seed: u8) -> (SigningKey, String) {
 }
 
 /// Pushes an OCI image manifest of Vector A with `annotations`; returns bytes and digest.
-async fn annotated(p: &Pusher, repo: &str, tag: &str, annotations: Value) -> (Vec<u8>, String) {
+pub async fn annotated(p: &Pusher, repo: &str, tag: &str, annotations: Value) -> (Vec<u8>, String) {
     let config = p.blob(repo, VA).await;
     let layer = p.blob(repo, VA_LAYER).await;
     let manifest = json!({
@@ -152,7 +152,7 @@ async fn cosign_sign(
 
 /// A referrer of `subject` with `artifact_type`, and the referrers fallback tag listing it as
 /// `listed_as` (older cosign listed bundles as the empty type).
-async fn referrer(
+pub async fn referrer(
     p: &Pusher,
     repo: &str,
     subject: &(Vec<u8>, String),

@@ -424,3 +424,46 @@ async fn digests_without_the_header_and_heads_that_say_nothing() {
         assert_eq!(gets, expected, "{name}: {:?}", zoo.seen());
     }
 }
+
+/// Signatures stored as OCI 1.1 referrers come from the referrers API where the registry has one
+/// (Harbor, which labels it `application/json`, ECR, ACR, Docker Hub), and from the fallback tag
+/// where it answers 404 (GHCR, GitLab, Quay, …).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrers_from_the_api_or_the_fallback_tag() {
+    use crate::origin::{BUNDLE, EMPTY, annotated, referrer};
+    let registry = backing().await;
+    let p = Pusher::new(&registry.url(), None);
+    let bundled = annotated(&p, "team/app", "bundled", json!({"dimsum.test": "bundled"})).await;
+    referrer(&p, "team/app", &bundled, BUNDLE, EMPTY).await;
+    let fallback_tag = format!("/manifests/{}", bundled.1.replacen(':', "-", 1));
+    for (name, api) in [
+        ("harbor", true),
+        ("acr", true),
+        ("ghcr", false),
+        ("gitlab", false),
+    ] {
+        let zoo = Zoo::start(Profile::named(name), &registry.url()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let lines = zoo.account_lines(&dir.path().join("password"));
+        let cfg = config(dir.path(), &account_yaml("zoo", &zoo.url, &lines));
+        let server = Served::start(&cfg);
+        let (status, _, body) = rest(&server, "zoo/team/app/bundled/origin").await;
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&body));
+        let origin: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            origin["signatures"],
+            json!([{"kind": "sigstore-bundle", "digest": bundled.1, "verified": null, "key": null}]),
+            "{name}"
+        );
+        let seen = zoo.seen();
+        let referrers = seen
+            .iter()
+            .find(|s| s.path.contains("/referrers/") && s.status != 401)
+            .unwrap_or_else(|| panic!("{name}: the referrers API was not asked"));
+        assert_eq!(referrers.status, if api { 200 } else { 404 }, "{name}");
+        let used_tag = seen
+            .iter()
+            .any(|s| s.path.ends_with(&fallback_tag) && s.status == 200);
+        assert_eq!(used_tag, !api, "{name}: fallback tag read: {used_tag}");
+    }
+}

@@ -242,3 +242,68 @@ fn redis_and_server_settings() {
         );
     }
 }
+
+#[test]
+fn trust_keys() {
+    use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&[7; 32]).unwrap();
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let good = dir.path().join("cosign.pub");
+    std::fs::write(&good, pem).unwrap();
+    let bad = dir.path().join("bad.pub");
+    std::fs::write(
+        &bad,
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let yaml = |keys: &str| {
+        format!("dimsum:\n  trust:\n    cosignKeys: {keys}\ndockerRegistry:\n  accounts: []\n")
+    };
+    let config = load(&[(
+        "a.yml",
+        &yaml(&format!(
+            "[{{name: ci, publicKeyFile: {}}}]",
+            good.display()
+        )),
+    )])
+    .unwrap();
+    let names: Vec<&str> = config
+        .settings
+        .cosign_keys
+        .iter()
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(names, ["ci"]);
+    for (keys, problem) in [
+        (
+            format!("[{{name: ci, publicKeyFile: {}}}]", bad.display()),
+            "not a PEM ECDSA P-256 public key",
+        ),
+        (
+            "[{name: ci, publicKeyFile: /nonexistent.pub}]".to_owned(),
+            "publicKeyFile /nonexistent.pub",
+        ),
+        (
+            "[{name: ci}]".to_owned(),
+            "name and publicKeyFile are required",
+        ),
+        (
+            format!(
+                "[{{name: ci, publicKeyFile: {0}}}, {{name: ci, publicKeyFile: {0}}}]",
+                good.display()
+            ),
+            "must be non-empty and unique",
+        ),
+        ("[{name: ci, file: x}]".to_owned(), "unknown field"),
+    ] {
+        let found = problems(load(&[("a.yml", &yaml(&keys))]));
+        assert!(
+            found.iter().any(|p| p.contains(problem)),
+            "{keys}: {found:?}"
+        );
+    }
+}

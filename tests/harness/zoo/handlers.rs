@@ -370,6 +370,12 @@ impl ZooState {
         let Some(rest) = bare.strip_prefix("/v2/") else {
             return errors(404, "NOT_FOUND", "no such endpoint");
         };
+        if let Some((repo, digest)) = rest.rsplit_once("/referrers/") {
+            if let Err(refusal) = self.authorize(headers, repo) {
+                return refusal;
+            }
+            return self.referrers(repo, digest).await;
+        }
         let (repo, kind, reference) = match rest.rsplit_once("/manifests/") {
             Some((repo, r)) => (repo, "manifests", r),
             None => match rest.rsplit_once("/blobs/") {
@@ -423,6 +429,21 @@ impl ZooState {
                 r
             }
         }
+    }
+
+    /// The referrers API where the profile has one, answered from the fallback tag the
+    /// backing registry holds (an empty index when there is none).
+    async fn referrers(&self, repo: &str, digest: &str) -> Response {
+        let Some(content_type) = self.profile.referrers else {
+            return errors(404, "NOT_FOUND", "404 page not found");
+        };
+        let tag = digest.replacen(':', "-", 1);
+        let url = format!("{}/v2/{repo}/manifests/{tag}", self.backing);
+        let listed = match self.http.get(url).header("accept", ALL_TYPES).send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.unwrap_or_default().to_vec(),
+            _ => br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#.to_vec(),
+        };
+        ([("content-type", content_type)], listed).into_response()
     }
 
     fn throttled(&self) -> Response {

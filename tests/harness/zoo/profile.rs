@@ -166,10 +166,15 @@ pub struct Profile {
     /// Refuses an `Accept` list that lacks the stored type with 404, instead of letting the
     /// registry convert to schema1 (everyone but Quay).
     pub strict_accept: bool,
+    /// Serves the OCI 1.1 referrers API, with this content type (Harbor before 2.11 says
+    /// `application/json`); `None`: 404, the client must use the fallback tag.
+    pub referrers: Option<&'static str>,
 }
 
 /// A multi-line service-account JSON, as GCR and Artifact Registry accounts keep it.
 pub const JSON_KEY: &str = "{\n  \"type\": \"service_account\",\n  \"project_id\": \"dimsum-zoo\",\n  \"private_key_id\": \"0123456789abcdef\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC\\n-----END PRIVATE KEY-----\\n\",\n  \"client_email\": \"dimsum@dimsum-zoo.iam.gserviceaccount.com\"\n}";
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 const DENIED_JSON: &str =
     r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
@@ -222,6 +227,7 @@ impl Profile {
             ratelimit_headers: false,
             not_found_code: "MANIFEST_UNKNOWN",
             strict_accept: true,
+            referrers: None,
         };
         match name {
             "dockerhub" => Profile {
@@ -249,6 +255,7 @@ impl Profile {
                 // R2 refuses a second auth mechanism like S3.
                 throttle: Throttle::Text,
                 ratelimit_headers: true,
+                referrers: Some(OCI_INDEX),
                 ..base
             },
             "ghcr" => Profile {
@@ -291,6 +298,7 @@ impl Profile {
                 // assumed: ECR's throttle is Distribution-shaped ("toomanyrequests: Rate
                 // exceeded" as docker prints it) with no Retry-After.
                 throttle: Throttle::Json(None),
+                referrers: Some(OCI_INDEX),
                 ..base
             },
             "ecr-public" => Profile {
@@ -401,6 +409,7 @@ impl Profile {
                 basic_on_registry: None,
                 head: Head::Refused(405),
                 not_found_code: "NOT_FOUND",
+                referrers: Some("application/json"),
                 ..base
             },
             "acr" => Profile {
@@ -421,6 +430,7 @@ impl Profile {
                     html: false,
                 },
                 store: Store::Azure,
+                referrers: Some(OCI_INDEX),
                 ..base
             },
             "gitlab" => Profile {
