@@ -508,6 +508,7 @@ mod tests;
 use settings::RawSettings;
 pub use settings::{
     CacheSettings, DEFAULT_EVENTS_QUIET, Events, LIVE, RedisSettings, ServerLimits, Settings,
+    Triggers,
 };
 
 /// A human-readable account list for `dimsum config check`, secrets redacted.

@@ -21,6 +21,8 @@
 //!   one-shot CLI, Redis for a fleet of `serve` replicas.
 //! - [`metrics`]: Prometheus counters and histograms: requests, upstream calls, caches, reloads.
 //! - [`prefetch`]: fetching pushed tags in the background, bounded in queue and concurrency.
+//! - [`trigger`]: starting Spinnaker pipelines from pushes: one POST to Gate per pushed image,
+//!   claimed once for the fleet, delivered through Gate's outages.
 //! - [`service`]: the library API transports call ([`Dimsum`]).
 //! - [`reload`]: the live service behind an atomic pointer; reload on SIGHUP or file change.
 //! - [`rpc`]: the JSON-RPC trait (`getHistory`, `getManifest`, `getLabels`, `getOrigin`,
@@ -48,6 +50,7 @@ pub mod reload;
 pub mod rpc;
 pub mod service;
 pub mod transport;
+pub mod trigger;
 
 pub use config::Config;
 pub use error::Error;

@@ -99,6 +99,13 @@ struct SharedOp {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerOutcome {
+    account: String,
+    /// `queued`, `delivered`, `duplicate`, `filtered`, `refused`, `given_up`, `dropped`, `error`.
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AccountLabel {
     account: String,
 }
@@ -137,6 +144,8 @@ pub struct Metrics {
     shared_up: Gauge,
     ratelimit_limit: Family<AccountLabel, Gauge>,
     ratelimit_remaining: Family<AccountLabel, Gauge>,
+    triggers: Family<TriggerOutcome, Counter>,
+    triggers_queued: Gauge,
 }
 
 impl Default for Metrics {
@@ -231,8 +240,22 @@ impl Default for Metrics {
             "Pulls the registry last said the account has left (ratelimit-remaining)",
             ratelimit_remaining.clone(),
         );
+        let triggers = Family::<TriggerOutcome, Counter>::default();
+        registry.register(
+            "triggers",
+            "Pushes offered to start pipelines, by what became of them",
+            triggers.clone(),
+        );
+        let triggers_queued = Gauge::default();
+        registry.register(
+            "triggers_queued",
+            "Pipeline triggers waiting for Gate (the fleet's, with Redis)",
+            triggers_queued.clone(),
+        );
         Metrics {
             registry,
+            triggers,
+            triggers_queued,
             ratelimit_limit,
             ratelimit_remaining,
             shared,
@@ -276,6 +299,28 @@ impl Metrics {
         if let Some(v) = remaining {
             self.ratelimit_remaining.get_or_create(&label).set(gauge(v));
         }
+    }
+
+    /// Counts what became of one pushed image's trigger.
+    pub fn trigger(&self, account: &str, result: &'static str) {
+        self.triggers
+            .get_or_create(&TriggerOutcome {
+                account: account.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Triggers of `account` that came to `result`.
+    pub fn trigger_count(&self, account: &str, result: &str) -> u64 {
+        let needle = format!("account=\"{account}\",result=\"{result}\"");
+        self.sum("dimsum_triggers_total{", |l| l.contains(&needle))
+    }
+
+    /// How many triggers wait for Gate.
+    pub fn triggers_queued(&self, n: usize) {
+        self.triggers_queued
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Upstream requests of `kind` for `account`, all statuses.

@@ -23,6 +23,8 @@ pub struct Live {
     /// Who may call, reloaded with the rest.
     gates: ArcSwap<Gates>,
     sources: Vec<PathBuf>,
+    /// `dimsum.triggers` as read at start (a reload does not change where pipelines are started).
+    triggers: Option<crate::config::Triggers>,
 }
 
 /// SHA-256 of the tokens callers must send, hashed once here so a check hashes only what the
@@ -72,7 +74,13 @@ impl Live {
             current: ArcSwap::from_pointee(service),
             gates: ArcSwap::from_pointee(Gates::of(settings)),
             sources,
+            triggers: settings.triggers.clone(),
         }
+    }
+
+    /// `dimsum.triggers`, as read at start.
+    pub fn triggers(&self) -> Option<&crate::config::Triggers> {
+        self.triggers.as_ref()
     }
 
     /// Whether a caller presenting `bearer` (the token after `Bearer `) may call: always when no

@@ -21,5 +21,6 @@ mod load;
 mod operate;
 mod origin;
 mod serve;
+mod triggers;
 mod wire;
 mod zoo;

@@ -87,6 +87,11 @@ impl SharedTier {
         self.redis.as_ref()?.take_events()
     }
 
+    /// Redis, when this tier is Redis.
+    pub(crate) fn fleet(&self) -> Option<&Arc<redis::Redis>> {
+        self.redis.as_ref()
+    }
+
     pub(crate) fn tier(&self) -> &dyn Shared {
         self.tier.as_ref()
     }

@@ -118,8 +118,18 @@ impl Redis {
         format!("{}events", self.prefix)
     }
 
+    /// `<prefix><name>`: a key outside any scope (the trigger queue).
+    pub(crate) fn global_key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// This process's name among the replicas.
+    pub(crate) fn replica(&self) -> &str {
+        &self.origin
+    }
+
     /// Runs one command (or pipeline) within the timeout; `None` when skipped or failed.
-    async fn run<T: redis::FromRedisValue>(
+    pub(crate) async fn run<T: redis::FromRedisValue>(
         &self,
         what: &'static str,
         cmd: &impl Query,

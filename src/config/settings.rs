@@ -31,6 +31,33 @@ pub struct Settings {
     pub server: ServerLimits,
     /// Keys image signatures are verified with (`trust.cosignKeys`).
     pub cosign_keys: Vec<CosignKey>,
+    /// Pipelines started from pushes (`triggers`), if configured (read at start).
+    pub triggers: Option<Triggers>,
+}
+
+/// `dimsum.triggers`: where pushes are posted to start pipelines, and which.
+#[derive(Debug, Clone)]
+pub struct Triggers {
+    /// Gate's webhook URL, e.g. `http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum`.
+    pub url: Url,
+    /// The `Authorization` value for Gate (`Bearer …` from `tokenFile`, or Basic from `username`
+    /// and `passwordFile`), if any.
+    pub authorization: Option<Secret>,
+    /// PEM certificates of a private CA Gate's certificate is issued by (`caFile`).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accounts whose pushes start pipelines; empty: all.
+    pub accounts: Vec<String>,
+    /// Repositories (anchored regular expressions); empty: all.
+    pub repositories: Vec<regex::Regex>,
+    /// Tags (anchored regular expressions); empty: all.
+    pub tags: Vec<regex::Regex>,
+    /// How long a delivery is retried while Gate is down or answers 5xx/429 (`retrySeconds`).
+    pub retry: Duration,
+    /// Pending deliveries held at most (`queue`); beyond it a push is dropped, counted and logged.
+    pub queue: usize,
+    /// With Redis: how long a replica's hold on a delivery lasts without renewal
+    /// (`leaseMillis`); another replica takes over a dead one's after it.
+    pub lease: Duration,
 }
 
 /// The default trust in a tag or a not-found answer: what the original dimsum, which asked the
@@ -130,6 +157,7 @@ impl Default for Settings {
             events: None,
             server: ServerLimits::default(),
             cosign_keys: Vec::new(),
+            triggers: None,
         }
     }
 }
@@ -168,6 +196,43 @@ pub(super) struct RawSettings {
     /// Keys signatures are checked with.
     #[serde(default)]
     trust: RawTrust,
+    /// Pipelines started from registry pushes.
+    #[serde(default)]
+    triggers: Option<RawTriggers>,
+}
+
+/// `dimsum.triggers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawTriggers {
+    /// Gate's webhook URL (`…/webhooks/webhook/<source>`). Required.
+    url: Option<String>,
+    /// File whose first line is a bearer token for Gate.
+    token_file: Option<PathBuf>,
+    /// Basic user for Gate, with `passwordFile`.
+    username: Option<String>,
+    /// File holding the Basic password (trailing whitespace trimmed).
+    password_file: Option<PathBuf>,
+    /// PEM file of the CA that issued Gate's certificate.
+    ca_file: Option<PathBuf>,
+    /// Accounts whose pushes start pipelines. Default: all.
+    #[serde(default)]
+    accounts: Vec<String>,
+    /// Repository patterns (anchored regular expressions). Default: all.
+    #[serde(default)]
+    repositories: Vec<String>,
+    /// Tag patterns (anchored regular expressions). Default: all.
+    #[serde(default)]
+    tags: Vec<String>,
+    /// Seconds a delivery is retried through connection errors, 5xx and 429. Default 600.
+    #[serde(default, deserialize_with = "flex_u64")]
+    retry_seconds: Option<u64>,
+    /// Pending deliveries held at most. Default 1024.
+    #[serde(default, deserialize_with = "flex_u64")]
+    queue: Option<u64>,
+    /// Milliseconds a replica's hold on a delivery lasts unrenewed (with Redis). Default 10000.
+    #[serde(default, deserialize_with = "flex_u64")]
+    lease_millis: Option<u64>,
 }
 
 /// `dimsum.trust`.
@@ -286,6 +351,9 @@ impl RawSettings {
             s.redis = redis.validate(problems);
         }
         s.cosign_keys = self.trust.validate(problems);
+        if let Some(triggers) = &self.triggers {
+            s.triggers = triggers.validate(problems);
+        }
         let server = &self.server;
         if let Some(n) = server.max_connections.filter(|v| *v > 0) {
             s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
@@ -321,6 +389,117 @@ impl RawSettings {
             s.cache.negative_ttl = Duration::from_secs(n);
         }
         s
+    }
+}
+
+impl RawTriggers {
+    fn validate(&self, problems: &mut Vec<String>) -> Option<Triggers> {
+        let before = problems.len();
+        let url = match self.url.as_deref().map(Url::parse) {
+            Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if !u.username().is_empty() || u.password().is_some() {
+                    problems.push(
+                        "dimsum: triggers.url must not hold credentials: use tokenFile, or username and passwordFile".to_owned(),
+                    );
+                }
+                Some(u)
+            }
+            Some(_) => {
+                problems.push("dimsum: triggers.url must be an http(s) URL of Gate's webhook endpoint, e.g. http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum".to_owned());
+                None
+            }
+            None => {
+                problems.push("dimsum: triggers.url is required".to_owned());
+                None
+            }
+        };
+        let authorization = match (&self.token_file, &self.username, &self.password_file) {
+            (None, None, None) => None,
+            (Some(path), None, None) => read_token("triggers.tokenFile", path, problems)
+                .map(|t| Secret::new(format!("Bearer {}", t.expose()))),
+            (None, Some(user), Some(path)) => match std::fs::read_to_string(path) {
+                Ok(password) => {
+                    use base64::Engine as _;
+                    let pair = format!("{user}:{}", password.trim_end());
+                    Some(Secret::new(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    )))
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "dimsum: triggers.passwordFile {}: {}",
+                        path.display(),
+                        io_message(&e)
+                    ));
+                    None
+                }
+            },
+            _ => {
+                problems.push(
+                    "dimsum: triggers: give tokenFile, or username with passwordFile, not both"
+                        .to_owned(),
+                );
+                None
+            }
+        };
+        let ca_pem = self
+            .ca_file
+            .as_ref()
+            .and_then(|path| match std::fs::read(path) {
+                Ok(pem)
+                    if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) =>
+                {
+                    Some(pem)
+                }
+                Ok(_) => {
+                    problems.push(format!(
+                        "dimsum: triggers.caFile {}: no PEM certificate",
+                        path.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "dimsum: triggers.caFile {}: {}",
+                        path.display(),
+                        io_message(&e)
+                    ));
+                    None
+                }
+            });
+        let patterns = |key: &str, list: &[String], problems: &mut Vec<String>| {
+            list.iter()
+                .filter_map(|p| match regex::Regex::new(&format!("^(?:{p})$")) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        problems.push(format!(
+                            "dimsum: triggers.{key}: {p:?} is not a regular expression: {e}"
+                        ));
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let repositories = patterns("repositories", &self.repositories, problems);
+        let tags = patterns("tags", &self.tags, problems);
+        if problems.len() > before {
+            return None;
+        }
+        Some(Triggers {
+            url: url?,
+            authorization,
+            ca_pem,
+            accounts: self.accounts.clone(),
+            repositories,
+            tags,
+            retry: Duration::from_secs(self.retry_seconds.unwrap_or(600)),
+            queue: self
+                .queue
+                .filter(|q| *q > 0)
+                .map_or(1024, |q| usize::try_from(q).unwrap_or(usize::MAX)),
+            lease: Duration::from_millis(self.lease_millis.filter(|m| *m > 0).unwrap_or(10_000)),
+        })
     }
 }
 

@@ -242,6 +242,21 @@ impl Dimsum {
         &self.metrics
     }
 
+    /// `host[:port]` of the registry `account` names.
+    pub fn registry_host(&self, account: &str) -> Option<String> {
+        let url = &self.accounts.get(account)?.spec.endpoint.address;
+        let host = url.host_str()?;
+        Some(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        })
+    }
+
+    /// Redis, when this service shares a fleet's tier.
+    pub(crate) fn redis(&self) -> Option<&Arc<crate::cache::redis::Redis>> {
+        self.shared.as_ref()?.fleet()
+    }
+
     /// Bytes of cached content now.
     pub async fn cached_bytes(&self) -> u64 {
         self.caches.content_bytes().await

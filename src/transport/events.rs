@@ -24,6 +24,7 @@ use crate::events::{self, Format, Notice};
 use crate::prefetch::{Job, Prefetcher};
 use crate::reload::{EventsAccess, Live};
 use crate::service::{AccountMatch, Applied, Dimsum};
+use crate::trigger::{Push, Triggers};
 
 /// The path.
 pub(crate) const PATH: &str = "/events";
@@ -32,6 +33,8 @@ pub(crate) const PATH: &str = "/events";
 pub(crate) struct EventsLayer {
     live: Arc<Live>,
     prefetcher: Prefetcher,
+    /// `dimsum.triggers`: pipelines started from pushes.
+    triggers: Option<Triggers>,
     max_bytes: usize,
     timeout: Duration,
 }
@@ -39,8 +42,14 @@ pub(crate) struct EventsLayer {
 impl EventsLayer {
     /// Bodies are read up to `max_bytes` within `timeout`.
     pub(crate) fn new(live: Arc<Live>, max_bytes: usize, timeout: Duration) -> EventsLayer {
+        let triggers = live.triggers().and_then(|settings| {
+            Triggers::start(live.clone(), settings.clone())
+                .map_err(|e| tracing::error!("dimsum.triggers is off: {e}"))
+                .ok()
+        });
         EventsLayer {
             prefetcher: Prefetcher::start(live.clone()),
+            triggers,
             live,
             max_bytes,
             timeout,
@@ -205,12 +214,26 @@ impl EventsLayer {
                 _ => 2,
             }] += 1;
             log(format, account, notice, result);
-            if let (true, Applied::Pushed { repository, tag }) = (prefetch, applied) {
-                self.prefetcher.offer(Job {
-                    account: account.clone(),
-                    repository,
-                    tag,
-                });
+            if let Applied::Pushed { repository, tag } = applied {
+                if let Some(triggers) = &self.triggers {
+                    let digest = match &notice.change {
+                        events::Change::Pushed { digest, .. } => digest.clone(),
+                        _ => None,
+                    };
+                    triggers.offer(Push {
+                        account: account.clone(),
+                        repository: repository.clone(),
+                        tag: tag.clone(),
+                        digest,
+                    });
+                }
+                if prefetch {
+                    self.prefetcher.offer(Job {
+                        account: account.clone(),
+                        repository,
+                        tag,
+                    });
+                }
             }
         }
         let body = serde_json::json!({
