@@ -151,6 +151,45 @@ async fn a_push_starts_one_pipeline_with_labels_origin_and_artifact() {
     );
 }
 
+/// The pipeline in `orca-config/` starts on `body` as Echo matches a webhook trigger: each payload
+/// constraint is a regular expression found in the body's top-level value, and the one
+/// `docker/image` artifact has the expected artifact's type and name (the example's account and
+/// registry replaced by this test's).
+fn starts_the_example_pipeline(body: &Value, registry: &str) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/orca-config/pipeline-triggered-by-dimsum.json"
+    ))
+    .unwrap()
+    .replace("my-registry", "local")
+    .replace("registry.example.com", registry);
+    let pipeline: Value = serde_json::from_str(&text).unwrap();
+    let trigger = &pipeline["triggers"][0];
+    assert_eq!(
+        (trigger["type"].as_str(), trigger["source"].as_str()),
+        (Some("webhook"), Some("dimsum"))
+    );
+    for (key, pattern) in trigger["payloadConstraints"].as_object().unwrap() {
+        let value = body[key].as_str().unwrap_or_default();
+        let re = regex::Regex::new(pattern.as_str().unwrap()).unwrap();
+        assert!(
+            re.is_match(value),
+            "constraint {key}: {pattern} not found in {value:?}"
+        );
+    }
+    let expected = &pipeline["expectedArtifacts"][0]["matchArtifact"];
+    let artifacts = body["artifacts"].as_array().unwrap();
+    assert_eq!(
+        artifacts.len(),
+        1,
+        "one artifact: two matching ones are an error"
+    );
+    assert_eq!(artifacts[0]["type"], expected["type"]);
+    assert_eq!(artifacts[0]["name"], expected["name"]);
+    let reference = artifacts[0]["reference"].as_str().unwrap();
+    assert!(reference.starts_with(&format!("{registry}/team/app@sha256:")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_down_for_a_while_gets_the_trigger_once_and_a_refusal_is_not_retried() {
     let gate = Gate::start().await;
@@ -163,7 +202,7 @@ async fn gate_down_for_a_while_gets_the_trigger_once_and_a_refusal_is_not_retrie
     let p = Pusher::new(&registry.url(), None);
 
     gate.fail_with(503);
-    push(&p, "team/app", "v1", "1").await;
+    push(&p, "team/app", "v1.0.0", "1").await;
     until("dimsum retries while Gate is down", || {
         gate.attempts().len() >= 3
     })
@@ -177,16 +216,16 @@ async fn gate_down_for_a_while_gets_the_trigger_once_and_a_refusal_is_not_retrie
 
     // A 4xx is Gate's final word: one attempt, counted, and the next push is not held up.
     gate.fail_with(400);
-    push(&p, "team/app", "v2", "2").await;
+    push(&p, "team/app", "v2.0.0", "2").await;
     until("Gate refuses", || m.trigger_count("local", "refused") == 1).await;
     gate.fail_with(0);
-    push(&p, "team/app", "v3", "3").await;
+    push(&p, "team/app", "v3.0.0", "3").await;
     until("the next push", || gate.delivered().len() == 2).await;
-    assert_eq!(gate.tags(), ["v1", "v3"]);
+    assert_eq!(gate.tags(), ["v1.0.0", "v3.0.0"]);
     let v2_attempts = gate
         .attempts()
         .iter()
-        .filter(|r| r.body["tag"] == "v2")
+        .filter(|r| r.body["tag"] == "v2.0.0")
         .count();
     assert_eq!(v2_attempts, 1, "a 400 is not retried");
     assert_eq!(m.trigger_count("local", "delivered"), 2);

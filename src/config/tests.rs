@@ -307,3 +307,92 @@ fn trust_keys() {
         );
     }
 }
+
+#[test]
+fn triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("gate-token");
+    std::fs::write(&token, "0123456789abcdef-gate\n").unwrap();
+    let password = dir.path().join("gate-password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let yaml = |triggers: &str| {
+        format!("dimsum:\n  triggers: {triggers}\ndockerRegistry:\n  accounts: []\n")
+    };
+    let config = load(&[(
+        "a.yml",
+        &yaml(&format!(
+            "{{url: \"http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum\", tokenFile: {}, repositories: [\"team/.*\"], tags: [\"v[0-9]+\"]}}",
+            token.display()
+        )),
+    )])
+    .unwrap();
+    let t = config.settings.triggers.unwrap();
+    assert_eq!(
+        t.authorization.unwrap().expose(),
+        "Bearer 0123456789abcdef-gate"
+    );
+    assert_eq!((t.retry, t.queue), (Duration::from_secs(600), 1024));
+    // Anchored: the pattern must match the whole name.
+    assert!(t.repositories[0].is_match("team/app"));
+    assert!(!t.repositories[0].is_match("xteam/app"));
+    assert!(t.tags[0].is_match("v12") && !t.tags[0].is_match("v12-rc"));
+    let basic = load(&[(
+        "a.yml",
+        &yaml(&format!(
+            "{{url: \"https://gate.example/webhooks/webhook/dimsum\", username: dimsum, passwordFile: {}}}",
+            password.display()
+        )),
+    )])
+    .unwrap();
+    use base64::Engine as _;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("dimsum:s3cret")
+    );
+    assert_eq!(
+        basic
+            .settings
+            .triggers
+            .unwrap()
+            .authorization
+            .unwrap()
+            .expose(),
+        expected
+    );
+    for (triggers, problem) in [
+        ("{tokenFile: /x}".to_owned(), "triggers.url is required"),
+        (
+            "{url: \"ftp://gate\"}".to_owned(),
+            "triggers.url must be an http(s) URL",
+        ),
+        (
+            "{url: \"http://u:p@gate/x\"}".to_owned(),
+            "must not hold credentials",
+        ),
+        (
+            format!(
+                "{{url: \"http://gate/x\", tokenFile: {}, username: u}}",
+                token.display()
+            ),
+            "not both",
+        ),
+        (
+            "{url: \"http://gate/x\", repositories: [\"(\"]}".to_owned(),
+            "is not a regular expression",
+        ),
+        (
+            "{url: \"http://gate/x\", caFile: /nonexistent.pem}".to_owned(),
+            "triggers.caFile",
+        ),
+        (
+            "{url: \"http://gate/x\", retries: 3}".to_owned(),
+            "unknown field",
+        ),
+    ] {
+        let found = problems(load(&[("a.yml", &yaml(&triggers))]));
+        assert!(
+            found.iter().any(|p| p.contains(problem)),
+            "{triggers}: {found:?}"
+        );
+    }
+}
