@@ -213,6 +213,7 @@ async fn gate_down_for_a_while_gets_the_trigger_once_and_a_refusal_is_not_retrie
         gate.delivered().len() == 1
     })
     .await;
+    starts_the_example_pipeline(&gate.delivered()[0], &registry.addr);
 
     // A 4xx is Gate's final word: one attempt, counted, and the next push is not held up.
     gate.fail_with(400);
