@@ -24,7 +24,12 @@ DIMSUM_MAX_LINE_BYTES.
 Exit status: 0 ok, 1 internal error, 2 bad input, 3 configuration error or unknown account,
 4 not found (repository, tag, platform, level), 5 credentials refused or unusable,
 6 registry unavailable, rate-limited or timed out, 7 registry sent something unusable,
-8 the trigger's digest is not the tag's image any more, 9 not signed by the --signed-by key.";
+8 the trigger's digest is not the tag's image any more, 9 not signed by the --signed-by key.
+
+Documentation (in the repository): README.md starts here; docs/api.md (commands, REST, JSON-RPC,
+errors, exit status), docs/configuration.md (accounts, every dimsum: key), docs/registries.md,
+docs/spinnaker.md (Orca stages, pipelines from pushes), docs/origin.md, docs/freshness.md,
+docs/operations.md, docs/security.md.";
 
 /// dimsum: image labels and legacy schema1 history for Spinnaker pipelines.
 #[derive(Debug, Parser)]
@@ -94,12 +99,16 @@ pub enum ConfigCommand {
 pub enum Command {
     /// Serve JSON-RPC (HTTP POST and WebSocket), the REST shim, /healthz, /readyz and /metrics on
     /// one port; reload the configuration on SIGHUP or when a file changes.
+    #[command(
+        after_help = "See docs/api.md (REST and JSON-RPC), docs/operations.md (deploy, metrics, fleet), docs/freshness.md (/events)."
+    )]
     Serve {
         /// Address to listen on.
         #[arg(long, env = "DIMSUM_LISTEN", default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
     },
     /// Serve newline-delimited JSON-RPC 2.0 on stdin/stdout until EOF (logs go to stderr).
+    #[command(after_help = "See docs/api.md#json-rpc-methods.")]
     Stdio {
         /// Longest request line accepted, in bytes.
         #[arg(long, env = "DIMSUM_MAX_LINE_BYTES", default_value_t = crate::transport::lines::DEFAULT_MAX_LINE)]
@@ -107,6 +116,7 @@ pub enum Command {
     },
     /// Print the image's schema1 history: with --level, that entry's v1Compatibility JSON (level 0
     /// is the image config); without, [{"v1Compatibility":"…"},…].
+    #[command(after_help = "See docs/api.md#cli and docs/api.md#history.")]
     History {
         /// The image.
         #[command(flatten)]
@@ -120,12 +130,14 @@ pub enum Command {
     },
     /// Print the image manifest exactly as the registry serves it (an index is resolved to one
     /// platform).
+    #[command(after_help = "See docs/api.md#cli.")]
     Manifest {
         /// The image.
         #[command(flatten)]
         image: ImageArgs,
     },
     /// Print the image config's labels as a JSON object.
+    #[command(after_help = "See docs/api.md#cli.")]
     Labels {
         /// The image.
         #[command(flatten)]
@@ -134,12 +146,14 @@ pub enum Command {
     /// Print where the image came from: revision, source, created, version, url, base image,
     /// each with the evidence it was read from (annotations, BuildKit provenance, labels), and
     /// the image's signatures, verified against dimsum.trust.cosignKeys.
+    #[command(after_help = "See docs/origin.md.")]
     Origin {
         /// The image.
         #[command(flatten)]
         image: ImageArgs,
     },
     /// Work with the configuration.
+    #[command(after_help = "See docs/configuration.md.")]
     Config {
         /// What to do.
         #[command(subcommand)]

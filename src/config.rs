@@ -330,7 +330,7 @@ impl Account {
             if value.as_deref().is_some_and(is_secret_reference) {
                 unusable = Some(format!(
                     "{field} is a Spinnaker secret reference (encrypted:…), which dimsum cannot resolve; \
-                     write the secret to a file and use passwordFile instead"
+                     write the secret to a file and use passwordFile instead (docs/configuration.md)"
                 ));
             }
         }

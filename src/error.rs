@@ -170,7 +170,7 @@ impl Error {
     }
 }
 
-/// The CLI's exit status for an error code (documented in the README).
+/// The CLI's exit status for an error code (documented in docs/api.md).
 pub fn exit_status(code: Code) -> u8 {
     match code {
         Code::InvalidReference => 2,

@@ -98,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if config.settings.api_token.is_none() && !listen.ip().is_loopback() {
                 tracing::warn!(%listen, "serving beyond loopback without authentication");
                 eprintln!(
-                    "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile"
+                    "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile (docs/security.md)"
                 );
             }
             multi_thread()?.block_on(async {

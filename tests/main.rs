@@ -12,6 +12,7 @@ mod cache;
 mod clients;
 mod conversion;
 mod deploy;
+mod docs;
 mod errors;
 mod events;
 mod faults;

@@ -518,7 +518,7 @@ async fn the_orca_stage_urls_are_answered() {
     }
 }
 
-/// Calls an Orca stage's URL on `server` and reads the label the README's SpEL reads.
+/// Calls an Orca stage's URL on `server` and reads the label the SpEL in docs/spinnaker.md reads.
 async fn answered_like_the_stage(server: &Served, url: &str, stage: &str) {
     // Point the stage's host at the test server.
     let path = &url[url.find("://").unwrap() + 3..];
@@ -532,7 +532,7 @@ async fn answered_like_the_stage(server: &Served, url: &str, stage: &str) {
     assert_eq!(r.status(), 200, "{url}");
     assert_eq!(r.headers()["content-type"], "application/json");
     let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    // What the README's SpEL reads: …['webhook']['body']['config']['Labels']['revision'].
+    // What the SpEL in docs/spinnaker.md reads: …['webhook']['body']['config']['Labels']['revision'].
     let revision = match stage {
         "dimsum" => &body["config"]["Labels"]["revision"],
         // Dimsum origin: ${#stage('Dimsum origin')['context']['webhook']['body']['revision']}.

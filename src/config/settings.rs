@@ -409,7 +409,7 @@ impl RawTriggers {
                 None
             }
             None => {
-                problems.push("dimsum: triggers.url is required".to_owned());
+                problems.push("dimsum: triggers.url is required (docs/spinnaker.md)".to_owned());
                 None
             }
         };
@@ -510,7 +510,9 @@ impl RawTrust {
             let at = format!("dimsum: trust.cosignKeys[{i}]");
             let (Some(name), Some(path)) = (raw.name.as_deref(), raw.public_key_file.as_deref())
             else {
-                problems.push(format!("{at}: name and publicKeyFile are required"));
+                problems.push(format!(
+                    "{at}: name and publicKeyFile are required (docs/origin.md)"
+                ));
                 continue;
             };
             if name.is_empty() || keys.iter().any(|k| k.name == name) {

@@ -1,4 +1,4 @@
-//! Wire DTOs: the contract the README and the REST shim document.
+//! Wire DTOs: the contract docs/api.md and the REST shim document.
 
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -45,7 +45,7 @@ impl Dimsum {
         if !self.cosign_keys.iter().any(|k| k.name == name) {
             let known: Vec<&str> = self.cosign_keys.iter().map(|k| k.name.as_str()).collect();
             return Err(Error::InvalidInput(format!(
-                "signedBy names no configured key: {name:?} (dimsum.trust.cosignKeys has {})",
+                "signedBy names no configured key: {name:?} (dimsum.trust.cosignKeys has {}; see docs/origin.md)",
                 if known.is_empty() {
                     "none".to_owned()
                 } else {

@@ -144,7 +144,7 @@ impl EventsLayer {
                 return super::json_error(
                     StatusCode::NOT_FOUND,
                     -32601,
-                    "no route /events: registry events are off (set dimsum.events.tokenFile)",
+                    "no route /events: registry events are off (set dimsum.events.tokenFile; see docs/freshness.md)",
                 );
             }
             _ if req.method() != Method::POST => {
