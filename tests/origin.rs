@@ -453,24 +453,13 @@ async fn revision_and_source_from_every_place() {
     .await;
     let cli: Value = serde_json::from_str(&out.ok()).unwrap();
     assert_eq!(cli, origin(&w, "buildkit-v02").await);
-    let rpc = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .post(&w.server.url)
-        .header("content-type", "application/json")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "getOrigin",
-            "params": {"account": "local", "repository": "team/app", "tag": "indexed"}})
-            .to_string(),
+    let rpc = w
+        .server
+        .rpc(
+            "getOrigin",
+            json!({"account": "local", "repository": "team/app", "tag": "indexed"}),
         )
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let rpc: Value = serde_json::from_slice(&rpc).unwrap();
+        .await;
     assert_eq!(rpc["result"], origin(&w, "indexed").await);
 }
 

@@ -11,7 +11,6 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::harness::fault::{Fault, FaultServer};
 use crate::harness::images::{LIST, OCI, Pusher, SCHEMA2};
@@ -544,33 +543,7 @@ async fn answered_like_the_stage(server: &Served, url: &str, stage: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serve_command_listens_and_stops_on_sigterm() {
     let w = world().await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
-        .args([
-            "--config",
-            w.config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        loop {
-            let line = stderr
-                .next_line()
-                .await
-                .unwrap()
-                .expect("dimsum exited before listening");
-            if let Some(addr) = line.strip_prefix("dimsum: listening on ") {
-                return addr.to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let (mut child, addr) = crate::harness::run::serve_process(&w.config).await;
     let (status, _, _, body) = get(&format!("http://{addr}/local/team/app/v1/labels")).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8(body).unwrap().contains("abc123"));

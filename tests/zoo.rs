@@ -94,22 +94,6 @@ async fn same(server: &Served, path: &str) {
     assert_eq!(zoo.2, direct.2, "{path}: other bytes than Distribution's");
 }
 
-/// A JSON-RPC call over HTTP.
-async fn rpc(server: &Served, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let reply = http()
-        .post(&server.url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&reply).unwrap()
-}
-
 /// One profile, end to end.
 async fn every_path(name: &str) {
     let registry = backing().await;
@@ -135,8 +119,8 @@ async fn every_path(name: &str) {
     }
     let params =
         |account: &str| json!({"account": account, "repository": "team/app", "reference": "v3"});
-    let direct = rpc(&server, "getManifest", params("direct")).await;
-    let via_zoo = rpc(&server, "getManifest", params("zoo")).await;
+    let direct = server.rpc("getManifest", params("direct")).await;
+    let via_zoo = server.rpc("getManifest", params("zoo")).await;
     assert!(direct["result"]["digest"].is_string(), "{direct}");
     assert_eq!(via_zoo["result"], direct["result"], "{name}: getManifest");
 

@@ -176,3 +176,39 @@ pub async fn stdio(config: &std::path::Path, lines: &[String]) -> (Vec<serde_jso
         status.code().unwrap_or(-1),
     )
 }
+
+/// A `dimsum serve` process on a free loopback port: the child and `127.0.0.1:<port>`, read from
+/// its "listening on" line. Its stderr keeps being drained so it never blocks on a full pipe.
+pub async fn serve_process(config: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("dimsum exited before listening");
+            if let Some(addr) = line.strip_prefix("dimsum: listening on ") {
+                return addr.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("dimsum did not listen within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
