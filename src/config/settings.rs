@@ -470,13 +470,20 @@ impl RawTriggers {
             });
         let patterns = |key: &str, list: &[String], problems: &mut Vec<String>| {
             list.iter()
-                .filter_map(|p| match regex::Regex::new(&format!("^(?:{p})$")) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        problems.push(format!(
-                            "dimsum: triggers.{key}: {p:?} is not a regular expression: {e}"
-                        ));
-                        None
+                // Repository names and tags are ASCII by their grammar: no Unicode tables
+                // (`\d` is 0-9), which keeps them out of the binary and its start-up.
+                .filter_map(|p| {
+                    match regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                        .unicode(false)
+                        .build()
+                    {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            problems.push(format!(
+                                "dimsum: triggers.{key}: {p:?} is not a regular expression: {e}"
+                            ));
+                            None
+                        }
                     }
                 })
                 .collect::<Vec<_>>()
