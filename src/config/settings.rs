@@ -48,9 +48,9 @@ pub struct Triggers {
     /// Accounts whose pushes start pipelines; empty: all.
     pub accounts: Vec<String>,
     /// Repositories (anchored regular expressions); empty: all.
-    pub repositories: Vec<regex::Regex>,
+    pub repositories: Vec<regex::bytes::Regex>,
     /// Tags (anchored regular expressions); empty: all.
-    pub tags: Vec<regex::Regex>,
+    pub tags: Vec<regex::bytes::Regex>,
     /// How long a delivery is retried while Gate is down or answers 5xx/429 (`retrySeconds`).
     pub retry: Duration,
     /// Pending deliveries held at most (`queue`); beyond it a push is dropped, counted and logged.
@@ -473,7 +473,7 @@ impl RawTriggers {
                 // Repository names and tags are ASCII by their grammar: no Unicode tables
                 // (`\d` is 0-9), which keeps them out of the binary and its start-up.
                 .filter_map(|p| {
-                    match regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                    match regex::bytes::RegexBuilder::new(&format!("^(?:{p})$"))
                         .unicode(false)
                         .build()
                     {

@@ -321,7 +321,7 @@ fn triggers() {
     let config = load(&[(
         "a.yml",
         &yaml(&format!(
-            "{{url: \"http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum\", tokenFile: {}, repositories: [\"team/.*\"], tags: [\"v[0-9]+\"]}}",
+            "{{url: \"http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum\", tokenFile: {}, repositories: [\"team/.*\"], tags: ['v\\d+']}}",
             token.display()
         )),
     )])
@@ -333,9 +333,9 @@ fn triggers() {
     );
     assert_eq!((t.retry, t.queue), (Duration::from_secs(600), 1024));
     // Anchored: the pattern must match the whole name.
-    assert!(t.repositories[0].is_match("team/app"));
-    assert!(!t.repositories[0].is_match("xteam/app"));
-    assert!(t.tags[0].is_match("v12") && !t.tags[0].is_match("v12-rc"));
+    assert!(t.repositories[0].is_match(b"team/app"));
+    assert!(!t.repositories[0].is_match(b"xteam/app"));
+    assert!(t.tags[0].is_match(b"v12") && !t.tags[0].is_match(b"v12-rc"));
     let basic = load(&[(
         "a.yml",
         &yaml(&format!(

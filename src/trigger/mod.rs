@@ -110,8 +110,10 @@ impl Triggers {
         let s = &self.settings;
         let wanted = (s.accounts.is_empty() || s.accounts.contains(&push.account))
             && (s.repositories.is_empty()
-                || s.repositories.iter().any(|r| r.is_match(&push.repository)))
-            && (s.tags.is_empty() || s.tags.iter().any(|r| r.is_match(&push.tag)));
+                || s.repositories
+                    .iter()
+                    .any(|r| r.is_match(push.repository.as_bytes())))
+            && (s.tags.is_empty() || s.tags.iter().any(|r| r.is_match(push.tag.as_bytes())));
         let metrics = self.live.current().metrics().clone();
         if !wanted {
             metrics.trigger(&push.account, "filtered");
