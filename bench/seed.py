@@ -36,6 +36,19 @@ class Pusher:
         call("PUT", f"{loc}{sep}digest={digest}", data, {"Content-Type": "application/octet-stream"})
         return digest
 
+    def labelled(self, tag, revision, layer, layer_digest):
+        """Uploads the config of a one-layer image labelled `revision=<revision>` and returns
+        the call that PUTs its manifest as `tag` (and gives the registry's status), so a benchmark
+        times the push itself."""
+        config = json.dumps({
+            "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+            "config": {"Labels": {"revision": revision}},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "2" * 64]},
+            "history": [{"created": "2026-01-01T00:00:00Z", "created_by": f"/bin/sh -c echo {revision}"}],
+        }).encode()
+        config_digest = self.blob(config)
+        return lambda: self.manifest(tag, config, config_digest, layer, layer_digest)
+
     def manifest(self, tag, config, config_digest, layer, layer_digest):
         """PUTs a schema2 manifest under `tag`; returns the registry's status."""
         manifest = json.dumps({
