@@ -154,18 +154,14 @@ impl Client {
                     } else {
                         None
                     };
-                    match renewed {
-                        Some(credential) => {
-                            exchanged |= is_bearer(&credential);
-                            sent = Some(credential);
-                            resp = self.send(call, sent.as_ref()).await?;
-                            continue;
-                        }
-                        None => {
-                            let info = ResponseInfo::default();
-                            return Err(refusal(call.what, status, None, envelope, &info));
-                        }
-                    }
+                    // The body is read: send again here (the response is gone) or refuse.
+                    let Some(credential) = renewed else {
+                        return Err(refusal(call.what, status, false, envelope, None));
+                    };
+                    exchanged |= is_bearer(&credential);
+                    sent = Some(credential);
+                    resp = self.send(call, sent.as_ref()).await?;
+                    continue;
                 }
                 _ => None,
             };
@@ -351,10 +347,14 @@ impl Client {
             let headers = std::mem::take(resp.headers_mut());
             return Ok(Answer { headers, body });
         }
-        let info = ResponseInfo::of(&resp);
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let envelope = self.error_body(resp, sent).await;
         let no_access = fresh_token && status == StatusCode::UNAUTHORIZED;
-        Err(refusal(call.what, status, Some(no_access), envelope, &info))
+        Err(refusal(call.what, status, no_access, envelope, retry_after))
     }
 
     /// The registry's reason, with whatever we sent scrubbed out of it.
@@ -375,32 +375,13 @@ impl Client {
     }
 }
 
-/// What an error answer said besides its body.
-#[derive(Default)]
-struct ResponseInfo {
-    retry_after: Option<u64>,
-}
-
-impl ResponseInfo {
-    fn of(resp: &reqwest::Response) -> ResponseInfo {
-        ResponseInfo {
-            retry_after: resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok()),
-        }
-    }
-}
-
-/// Classifies a refusal. `no_access`: a 401 to a fresh token (see the module doc); `None` when
-/// the question does not arise.
+/// Classifies a refusal. `no_access`: a 401 to a fresh token (see the module doc).
 fn refusal(
     what: &str,
     status: StatusCode,
-    no_access: Option<bool>,
+    no_access: bool,
     envelope: Envelope,
-    info: &ResponseInfo,
+    retry_after: Option<u64>,
 ) -> Error {
     let what = what.to_owned();
     let detail = envelope.message;
@@ -408,9 +389,9 @@ fn refusal(
         (429, _) | (_, Some(ErrorCode::TooManyRequests)) => Error::RateLimited {
             what,
             detail,
-            retry_after: info.retry_after,
+            retry_after,
         },
-        (401, _) if no_access == Some(true) => Error::NotFoundOrNoAccess { what, detail },
+        (401, _) if no_access => Error::NotFoundOrNoAccess { what, detail },
         (401 | 403, _) | (_, Some(ErrorCode::Unauthorized | ErrorCode::Denied)) => Error::Denied {
             what,
             status: status.as_u16(),
@@ -533,28 +514,25 @@ mod tests {
 
     #[test]
     fn refusals_are_classified_with_the_registrys_reason() {
-        let info = ResponseInfo {
-            retry_after: Some(3),
-        };
-        let e = |status: u16, body: &str, no_access: Option<bool>| {
+        let e = |status: u16, body: &str, no_access: bool| {
             refusal(
                 "m",
                 StatusCode::from_u16(status).unwrap(),
                 no_access,
                 Envelope::parse(body.as_bytes()),
-                &info,
+                Some(3),
             )
             .to_string()
         };
         assert_eq!(
-            e(429, "Too Many Requests (HAP429).", None),
+            e(429, "Too Many Requests (HAP429).", false),
             "m: rate limited by the registry (Too Many Requests (HAP429).) (retry after 3s)"
         );
         assert_eq!(
             e(
                 401,
                 r#"{"errors":[{"code":"UNAUTHORIZED","message":"insufficient_scope"}]}"#,
-                Some(true)
+                true
             ),
             "m: not found, or no access with these credentials (insufficient_scope)"
         );
@@ -562,7 +540,7 @@ mod tests {
             e(
                 403,
                 "denied: Your authorization token has expired. Reauthenticate and try again.",
-                Some(false)
+                false
             ),
             "m: access denied (HTTP 403) (denied: Your authorization token has expired. Reauthenticate and try again.)"
         );
@@ -570,7 +548,7 @@ mod tests {
             e(
                 400,
                 r#"{"errors":[{"code":"DENIED","message":"Your Authorization Token is invalid."}]}"#,
-                None
+                false
             ),
             "m: access denied (HTTP 400) (Your Authorization Token is invalid.)"
         );
@@ -578,7 +556,7 @@ mod tests {
             e(
                 404,
                 r#"{"errors":[{"code":"NOT_FOUND","message":"artifact not found"}]}"#,
-                None
+                false
             ),
             "m: not found (artifact not found)"
         );
@@ -586,7 +564,7 @@ mod tests {
             e(
                 400,
                 "<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>",
-                None
+                false
             ),
             "m: bad response from registry: unexpected HTTP 400: InvalidArgument: Only one auth mechanism allowed"
         );
