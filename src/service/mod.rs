@@ -264,8 +264,8 @@ impl Dimsum {
 
     /// The manifest (an index is resolved to one platform), its digest and media type.
     pub async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
-        self.gate(req).await?;
-        let req = self.pin(req).await?;
+        let checked = Dimsum::checked_digest(&self.gate(req).await?);
+        let req = self.pin(origin::verified(req, checked.as_deref())).await?;
         let parsed = self.parse(req)?;
         let fetched = match self.cached(&parsed).await {
             Some(f) => f,
@@ -285,8 +285,8 @@ impl Dimsum {
         req: ImageRequest<'_>,
         options: history::Options,
     ) -> Result<Arc<HistoryAnswer>, Error> {
-        self.gate(req).await?;
-        let req = self.pin(req).await?;
+        let checked = Dimsum::checked_digest(&self.gate(req).await?);
+        let req = self.pin(origin::verified(req, checked.as_deref())).await?;
         let parsed = self.parse(req)?;
         if let Some(fetched) = self.cached(&parsed).await {
             let key = parsed.history_key(fetched.digest.clone(), options.strict);

@@ -26,8 +26,10 @@ use crate::registry::{self, Digest, Fetched, Reference};
 impl Dimsum {
     /// Where the image came from, with its signatures (see [`crate::origin`]).
     pub async fn origin(&self, req: ImageRequest<'_>) -> Result<Arc<Origin>, Error> {
-        self.gate(req).await?;
-        self.origin_ungated(req).await
+        match self.gate(req).await? {
+            Some(checked) => Ok(checked),
+            None => self.origin_ungated(req).await,
+        }
     }
 
     async fn origin_ungated(&self, req: ImageRequest<'_>) -> Result<Arc<Origin>, Error> {
@@ -37,10 +39,12 @@ impl Dimsum {
     }
 
     /// With `signedBy`: fails with [`Error::NotSigned`] unless a signature of the image (or its
-    /// index) verifies with that key. An unknown key is bad input.
-    pub(super) async fn gate(&self, req: ImageRequest<'_>) -> Result<(), Error> {
+    /// index) verifies with that key, and gives the origin it checked. The caller must answer for
+    /// that very image ([`verified`]), not look the tag up again: it may have moved meanwhile, to
+    /// an image nobody checked. An unknown key is bad input.
+    pub(super) async fn gate(&self, req: ImageRequest<'_>) -> Result<Option<Arc<Origin>>, Error> {
         let Some(name) = req.signed_by else {
-            return Ok(());
+            return Ok(None);
         };
         if !self.cosign_keys.iter().any(|k| k.name == name) {
             let known: Vec<&str> = self.cosign_keys.iter().map(|k| k.name.as_str()).collect();
@@ -55,7 +59,7 @@ impl Dimsum {
         }
         let origin = self.origin_ungated(req).await?;
         if origin.signed_by(name) {
-            return Ok(());
+            return Ok(Some(origin));
         }
         Err(Error::NotSigned {
             account: req.account.to_owned(),
@@ -64,6 +68,13 @@ impl Dimsum {
             index_digest: origin.index_digest.clone(),
             key: name.to_owned(),
         })
+    }
+
+    /// The digest the gate checked (the index's, when the reference named one), for [`verified`].
+    pub(super) fn checked_digest(origin: &Option<Arc<Origin>>) -> Option<String> {
+        origin
+            .as_ref()
+            .map(|o| o.index_digest.clone().unwrap_or_else(|| o.digest.clone()))
     }
 
     async fn origin_of(&self, p: &Parsed<'_>) -> Result<Arc<Origin>, Error> {
@@ -285,6 +296,20 @@ impl Dimsum {
                 },
             )
         })
+    }
+}
+
+/// `req` narrowed to the digest the gate checked (its platform kept, the trigger's digest already
+/// applied by the gate), or `req` itself without a gate.
+pub(super) fn verified<'a>(req: ImageRequest<'a>, checked: Option<&'a str>) -> ImageRequest<'a> {
+    match checked {
+        Some(digest) => ImageRequest {
+            reference: digest,
+            digest: None,
+            signed_by: None,
+            ..req
+        },
+        None => req,
     }
 }
 
