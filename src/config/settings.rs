@@ -56,7 +56,8 @@ pub struct Triggers {
     /// Pending deliveries held at most (`queue`); beyond it a push is dropped, counted and logged.
     pub queue: usize,
     /// With Redis: how long a replica's hold on a delivery lasts without renewal
-    /// (`leaseMillis`); another replica takes over a dead one's after it.
+    /// (`leaseMillis`); another replica takes over a dead one's after it. Each POST is bounded by
+    /// half of it, so a hold never runs out while a POST may still arrive.
     pub lease: Duration,
 }
 
@@ -230,7 +231,8 @@ struct RawTriggers {
     /// Pending deliveries held at most. Default 1024.
     #[serde(default, deserialize_with = "flex_u64")]
     queue: Option<u64>,
-    /// Milliseconds a replica's hold on a delivery lasts unrenewed (with Redis). Default 10000.
+    /// Milliseconds a replica's hold on a delivery lasts unrenewed (with Redis); each POST to
+    /// Gate is bounded by half of it (and by 10 s). Default 20000.
     #[serde(default, deserialize_with = "flex_u64")]
     lease_millis: Option<u64>,
 }
@@ -505,7 +507,7 @@ impl RawTriggers {
                 .queue
                 .filter(|q| *q > 0)
                 .map_or(1024, |q| usize::try_from(q).unwrap_or(usize::MAX)),
-            lease: Duration::from_millis(self.lease_millis.filter(|m| *m > 0).unwrap_or(10_000)),
+            lease: Duration::from_millis(self.lease_millis.filter(|m| *m > 0).unwrap_or(20_000)),
         })
     }
 }

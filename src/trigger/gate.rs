@@ -13,7 +13,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use crate::config::Triggers as Settings;
 use crate::registry::error::Envelope;
 
-/// One attempt's bound.
+/// One attempt's bound, at most (the caller may ask for less).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first pause between attempts.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -62,11 +62,12 @@ impl Gate {
         })
     }
 
-    /// One POST of `body`.
-    pub(crate) async fn post(&self, body: &str) -> Attempt {
+    /// One POST of `body`, given up after `timeout` (at most [`ATTEMPT_TIMEOUT`]).
+    pub(crate) async fn post(&self, body: &str, timeout: Duration) -> Attempt {
         let mut req = self
             .http
             .post(self.url.clone())
+            .timeout(timeout.min(ATTEMPT_TIMEOUT))
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_owned());
         if let Some(secret) = &self.authorization {

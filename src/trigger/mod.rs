@@ -129,6 +129,30 @@ impl Triggers {
     }
 }
 
+/// What became of one delivery.
+enum Outcome {
+    /// Gate took it.
+    Delivered,
+    /// Gate refused it for good (a 4xx other than 429), with its reason.
+    Refused(String),
+    /// Gate did not take it within `retrySeconds`, with the last reason.
+    GivenUp(String),
+    /// Our hold ran out (Redis): another replica delivers it.
+    Lost,
+}
+
+impl Outcome {
+    /// The `dimsum_triggers_total` result.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Refused(_) => "refused",
+            Outcome::GivenUp(_) => "given_up",
+            Outcome::Lost => "lost",
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Worker {
     live: Arc<Live>,
@@ -286,28 +310,30 @@ impl Worker {
             };
             let p = &held.pending;
             let metrics = self.live.current().metrics().clone();
+            // Each attempt starts with the hold renewed and ends within half of it, so no other
+            // replica can take the trigger over while a POST of it may still be on its way.
+            let attempt_timeout = self.settings.lease / 2;
             let mut attempts = 0;
             let outcome = loop {
-                let last = match gate.post(&p.body).await {
-                    Attempt::Delivered => break ("delivered", None),
-                    Attempt::Refused(why) => break ("refused", Some(why)),
+                if !self.store.renew(&held, self.settings.lease).await {
+                    break Outcome::Lost;
+                }
+                let (after, why) = match gate.post(&p.body, attempt_timeout).await {
+                    Attempt::Delivered => break Outcome::Delivered,
+                    Attempt::Refused(why) => break Outcome::Refused(why),
                     Attempt::Retry(after, why) => (after, why),
                 };
                 attempts += 1;
                 let queued_for = Duration::from_millis(now_millis().saturating_sub(p.since_millis));
                 if queued_for >= self.settings.retry {
-                    break (
-                        "given_up",
-                        Some(format!(
-                            "{} after {attempts} attempts over {}s",
-                            last.1,
-                            queued_for.as_secs()
-                        )),
-                    );
+                    let secs = queued_for.as_secs();
+                    break Outcome::GivenUp(format!(
+                        "{why} after {attempts} attempts over {secs}s"
+                    ));
                 }
-                tracing::debug!(account = %p.account, repository = %p.repository, tag = %p.tag, attempts, "Gate did not take the trigger ({}); retrying", last.1);
+                tracing::debug!(account = %p.account, repository = %p.repository, tag = %p.tag, attempts, "Gate did not take the trigger ({why}); retrying");
                 if !self
-                    .pause(last.0.unwrap_or_else(|| gate::backoff(attempts)))
+                    .pause(after.unwrap_or_else(|| gate::backoff(attempts)))
                     .await
                 {
                     // Stopped mid-delivery: with Redis the lease runs out and another replica
@@ -315,24 +341,18 @@ impl Worker {
                     tracing::warn!(account = %p.account, repository = %p.repository, tag = %p.tag, "stopping with a trigger undelivered");
                     return;
                 }
-                if !self.store.renew(&held, self.settings.lease).await {
-                    break ("lost", None);
-                }
             };
-            match outcome {
-                ("lost", _) => {
-                    // Another replica holds it now (our lease ran out): it delivers.
-                    continue;
-                }
-                ("delivered", _) => {
+            match &outcome {
+                // Another replica holds it now (our lease ran out): it delivers.
+                Outcome::Lost => continue,
+                Outcome::Delivered => {
                     tracing::info!(account = %p.account, repository = %p.repository, tag = %p.tag, digest = %p.digest, "pipeline trigger posted to Gate")
                 }
-                (result, Some(why)) => {
-                    tracing::error!(account = %p.account, repository = %p.repository, tag = %p.tag, digest = %p.digest, "pipeline trigger {result}: {why}")
+                Outcome::Refused(why) | Outcome::GivenUp(why) => {
+                    tracing::error!(account = %p.account, repository = %p.repository, tag = %p.tag, digest = %p.digest, "pipeline trigger {}: {why}", outcome.label())
                 }
-                _ => {}
             }
-            metrics.trigger(&p.account, outcome.0);
+            metrics.trigger(&p.account, outcome.label());
             self.store.done(&held).await;
         }
     }
