@@ -101,6 +101,16 @@ pub const DOCKER_HUB_HOSTS: [&str; 4] = [
 ];
 
 impl Endpoint {
+    /// `host[:port]` as the address names it: how messages and `docker/image` artifacts name
+    /// the registry.
+    pub fn host(&self) -> String {
+        let host = self.address.host_str().unwrap_or("");
+        match self.address.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+
     /// Docker Hub, where a one-segment repository means `library/<name>`.
     pub fn is_docker_hub(&self) -> bool {
         self.address
@@ -207,10 +217,7 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| format!("cannot build HTTP client: {}", chain(&e)))?;
-        let host = match endpoint.address.port() {
-            Some(p) => format!("{}:{p}", endpoint.address.host_str().unwrap_or("")),
-            None => endpoint.address.host_str().unwrap_or("").to_owned(),
-        };
+        let host = endpoint.host();
         Ok(Client {
             account: account.to_owned(),
             metrics,
@@ -276,9 +283,8 @@ fn bad(what: &str, detail: String) -> Error {
     }
 }
 
-/// An error and its sources on one line, without the URL (ours carry no secrets, but the
-/// message reads better without repeating it).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources on one line, without repeating a source the message already holds.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

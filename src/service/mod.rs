@@ -244,12 +244,7 @@ impl Dimsum {
 
     /// `host[:port]` of the registry `account` names.
     pub fn registry_host(&self, account: &str) -> Option<String> {
-        let url = &self.accounts.get(account)?.spec.endpoint.address;
-        let host = url.host_str()?;
-        Some(match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        })
+        Some(self.accounts.get(account)?.spec.endpoint.host())
     }
 
     /// Redis, when this service shares a fleet's tier.

@@ -82,7 +82,7 @@ impl Gate {
                 let why = if e.is_timeout() {
                     "no answer in time".to_owned()
                 } else {
-                    format!("cannot reach Gate: {}", without_url(&e))
+                    format!("cannot reach Gate: {}", crate::registry::chain(&e))
                 };
                 return Attempt::Retry(None, why);
             }
@@ -121,20 +121,6 @@ pub(crate) fn backoff(attempts: u32) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
         .min(MAX_BACKOFF)
-}
-
-/// A reqwest error without its URL (Gate's URL is configuration, not news, and may be long).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut out = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    if out.is_empty() { e.to_string() } else { out }
 }
 
 #[cfg(test)]
