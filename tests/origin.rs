@@ -264,6 +264,37 @@ async fn world() -> World {
         json!({}),
     )
     .await;
+    // An index whose attestation entry points at this child, but whose statement is about
+    // another image (v1's): its revision must not be told as this one's.
+    let stranger = annotated(
+        &p,
+        repo,
+        "stranger-child",
+        json!({"dimsum.test": "stranger"}),
+    )
+    .await;
+    let statement = json!({"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1",
+        "subject": [{"name": "x", "digest": {"sha256": v1.1.trim_start_matches("sha256:")}}],
+        "predicate": {"runDetails": {"builder": {"id": "b1"}, "metadata": {"buildkit_metadata": {"vcs": {"revision": SHA_V}}}}}});
+    let att = attestation(
+        &p,
+        repo,
+        &stranger,
+        "https://slsa.dev/provenance/v1",
+        statement,
+        true,
+    )
+    .await;
+    index(
+        &p,
+        repo,
+        "buildkit-stranger",
+        &stranger,
+        json!({}),
+        Some(&att),
+        json!({}),
+    )
+    .await;
     // Signatures: the CI key, a key dimsum does not know, a tampered payload, a signature made
     // for another image.
     let (ci, _) = cosign_key(1);
@@ -443,6 +474,12 @@ async fn revision_and_source_from_every_place() {
             "predicate.runDetails.metadata.buildkit_metadata.vcs.revision"
         )
     );
+
+    // A statement about another image is not this image's provenance: the label answers.
+    let o = origin(&w, "buildkit-stranger").await;
+    assert_eq!(o["provenance"], Value::Null);
+    assert_eq!(o["revision"], "abc123");
+    assert_eq!(revision_evidence(&o), [pair("label", "revision")]);
 
     // The CLI and JSON-RPC give the same answer as REST.
     let out = dimsum(

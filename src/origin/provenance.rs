@@ -72,10 +72,21 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// Reads an in-toto statement: the provenance and its candidates (`configSource` before the
-/// `vcs` hint). `None` when it is not a SLSA provenance statement.
-pub fn read(statement: &[u8]) -> Option<(Provenance, Vec<Evidence>)> {
+/// Reads an in-toto statement about `image` (`sha256:…`): the provenance and its candidates
+/// (`configSource` before the `vcs` hint). `None` when it is not a SLSA provenance statement, or
+/// its `subject` does not name this image: an index may list an attestation of another build,
+/// and its revision must not be told as this image's.
+pub fn read(statement: &[u8], image: &str) -> Option<(Provenance, Vec<Evidence>)> {
     let v: Value = serde_json::from_slice(statement).ok()?;
+    let hex = image.strip_prefix("sha256:")?;
+    let about_image = v.get("subject")?.as_array()?.iter().any(|s| {
+        s.pointer("/digest/sha256")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d == hex)
+    });
+    if !about_image {
+        return None;
+    }
     let predicate_type = text(&v, &["predicateType"]).filter(|t| t.starts_with(SLSA))?;
     let predicate = v.get("predicate")?;
     // (path to configSource, path to the vcs object, path to the builder id), by version.
@@ -146,7 +157,7 @@ mod tests {
           "predicate":{"builder":{"id":"https://github.com/o/r/actions/runs/1"},
             "invocation":{"configSource":{"uri":"https://github.com/o/r.git#refs/heads/main","digest":{"sha1":"1111111111111111111111111111111111111111"},"entryPoint":"Dockerfile"}},
             "metadata":{"https://mobyproject.org/buildkit@v1#metadata":{"vcs":{"revision":"2222222222222222222222222222222222222222","source":"https://github.com/o/r"}}}}}"#;
-        let (p, evidence) = read(statement).unwrap();
+        let (p, evidence) = read(statement, "sha256:00").unwrap();
         assert_eq!(p.predicate_type, "https://slsa.dev/provenance/v0.2");
         assert_eq!(
             p.builder_id.as_deref(),
@@ -175,9 +186,10 @@ mod tests {
     #[test]
     fn slsa_v1_with_the_vcs_hint_only() {
         let statement = br#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1",
+          "subject":[{"name":"x","digest":{"sha256":"ab"}}],
           "predicate":{"buildDefinition":{"externalParameters":{"request":{}}},
             "runDetails":{"builder":{"id":"b"},"metadata":{"buildkit_metadata":{"vcs":{"revision":"abc","source":"https://git/x"}}}}}}"#;
-        let (p, evidence) = read(statement).unwrap();
+        let (p, evidence) = read(statement, "sha256:ab").unwrap();
         assert_eq!(p.revision.as_deref(), Some("abc"));
         assert_eq!(p.source.as_deref(), Some("https://git/x"));
         assert_eq!(p.config_source, None);
@@ -187,8 +199,15 @@ mod tests {
             evidence[0].key,
             "predicate.runDetails.metadata.buildkit_metadata.vcs.revision"
         );
-        // An SBOM, or not JSON: no provenance.
-        assert!(read(br#"{"predicateType":"https://spdx.dev/Document","predicate":{}}"#).is_none());
-        assert!(read(b"garbage").is_none());
+        // About another image, an SBOM, or not JSON: no provenance.
+        assert!(read(statement, "sha256:cd").is_none());
+        assert!(
+            read(
+                br#"{"predicateType":"https://spdx.dev/Document","subject":[{"digest":{"sha256":"ab"}}],"predicate":{}}"#,
+                "sha256:ab"
+            )
+            .is_none()
+        );
+        assert!(read(b"garbage", "sha256:ab").is_none());
     }
 }

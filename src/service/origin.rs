@@ -195,7 +195,7 @@ impl Dimsum {
             let raw = Raw::parse(&manifest.bytes);
             for layer in provenance::provenance_layers(&raw) {
                 let statement = self.blob(p, name, &descriptor(layer)).await?;
-                if let Some(found) = provenance::read(&statement) {
+                if let Some(found) = provenance::read(&statement, image.as_str()) {
                     return Ok(Some(found));
                 }
             }
