@@ -13,6 +13,9 @@ Examples:
   dimsum labels my-registry team/app sha256:3d5e…           # {\"revision\":\"abc123\",…}
   dimsum manifest my-registry team/app v1 --platform linux/arm64
   dimsum origin my-registry team/app v1 --signed-by ci     # {\"revision\":…,\"source\":…,\"evidence\":[…],…}
+  dimsum image-config my-registry team/app v1              # the config blob as stored
+  dimsum platforms my-registry team/app v1                 # [{\"platform\":\"linux/amd64\",\"digest\":…,\"mediaType\":…},…]
+  dimsum digest my-registry team/app v1                    # sha256:…
 
   dimsum --config clouddriver.yml config check             # validate, list accounts (secrets redacted)
   dimsum completions bash > /etc/bash_completion.d/dimsum
@@ -152,6 +155,30 @@ pub enum Command {
         #[command(flatten)]
         image: ImageArgs,
     },
+    /// Print the image config blob exactly as the registry stores it (an index is resolved to
+    /// one platform), like `crane config`.
+    #[command(name = "image-config", after_help = "See docs/api.md#cli.")]
+    ImageConfig {
+        /// The image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+    /// Print the images the reference names as a JSON list of {platform, digest, mediaType}:
+    /// an index's entries in order, or one entry for a single-platform image.
+    #[command(after_help = "See docs/api.md#cli.")]
+    Platforms {
+        /// The reference.
+        #[command(flatten)]
+        reference: ReferenceArgs,
+    },
+    /// Print the digest of the manifest the reference names (an index's own digest for an
+    /// index), and nothing else.
+    #[command(after_help = "See docs/api.md#cli.")]
+    Digest {
+        /// The reference.
+        #[command(flatten)]
+        reference: ReferenceArgs,
+    },
     /// Work with the configuration.
     #[command(after_help = "See docs/configuration.md.")]
     Config {
@@ -188,6 +215,17 @@ pub struct ImageArgs {
     pub signed_by: Option<String>,
 }
 
+/// A reference in an account, answered as named (no platform is chosen).
+#[derive(Debug, Args)]
+pub struct ReferenceArgs {
+    /// Account name from the configuration (the trigger's `account`).
+    pub account: String,
+    /// Repository without the registry host, e.g. team/app or library/nginx.
+    pub repository: String,
+    /// Tag or digest (sha256:…).
+    pub reference: String,
+}
+
 /// Where the configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -221,6 +259,9 @@ impl Command {
                 | Command::Manifest { .. }
                 | Command::Labels { .. }
                 | Command::Origin { .. }
+                | Command::ImageConfig { .. }
+                | Command::Platforms { .. }
+                | Command::Digest { .. }
         )
     }
 }

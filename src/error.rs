@@ -56,6 +56,14 @@ pub enum Error {
         /// The config's media type.
         media_type: String,
     },
+    /// A schema1 manifest asked for its config blob.
+    #[error(
+        "{image} is a schema1 manifest, which has no config blob (its history level 0 holds the config)"
+    )]
+    NoConfig {
+        /// `repository@digest` of the image.
+        image: String,
+    },
     /// `level` is past the last entry.
     #[error("level {level} is out of range: the image has {entries} history entries (levels 0 to {})", .entries.saturating_sub(1))]
     LevelOutOfRange {
@@ -124,7 +132,7 @@ impl Error {
             Error::Timeout { .. } => Code::UpstreamTimeout,
             Error::TagMoved { .. } => Code::TagMoved,
             Error::NotSigned { .. } => Code::NotSigned,
-            Error::NotAnImage { .. } => Code::UnsupportedManifest,
+            Error::NotAnImage { .. } | Error::NoConfig { .. } => Code::UnsupportedManifest,
             Error::History { source, .. } => match source {
                 history::Error::InvalidJson(_) | history::Error::NotAnObject(_) => {
                     Code::UnsupportedManifest
@@ -139,7 +147,9 @@ impl Error {
                 registry::Error::Unavailable { .. } => Code::RegistryUnavailable,
                 registry::Error::Timeout { .. } => Code::UpstreamTimeout,
                 registry::Error::BadResponse { .. } => Code::RegistryBadResponse,
-                registry::Error::NoMatchingPlatform { .. } => Code::NoMatchingPlatform,
+                registry::Error::TooLarge { .. } => Code::TooLarge,
+                registry::Error::NoMatchingPlatform { .. }
+                | registry::Error::OtherPlatform { .. } => Code::NoMatchingPlatform,
                 registry::Error::Unsupported { .. } => Code::UnsupportedManifest,
                 registry::Error::Credentials { .. } => Code::AccountUnusable,
                 registry::Error::InvalidReference(_) => Code::InvalidReference,
@@ -170,18 +180,22 @@ impl Error {
     }
 }
 
-/// The CLI's exit status for an error code (documented in docs/api.md).
+/// The CLI's exit status for an error code (documented in docs/api.md): 6 for exactly the
+/// transient codes ([`Code::is_transient`]), a status of its own for each kind of permanent one.
 pub fn exit_status(code: Code) -> u8 {
     match code {
         Code::InvalidReference => 2,
-        Code::UnknownAccount => 3,
+        Code::UnknownAccount | Code::AccountUnusable => 3,
         Code::NotFound
         | Code::NotFoundOrNoAccess
         | Code::LevelOutOfRange
         | Code::NoMatchingPlatform => 4,
-        Code::RegistryDenied | Code::AccountUnusable => 5,
-        Code::RegistryUnavailable | Code::RegistryRateLimited | Code::UpstreamTimeout => 6,
-        Code::RegistryBadResponse | Code::UnsupportedManifest | Code::HistoryUnconvertible => 7,
+        Code::RegistryDenied => 5,
+        Code::RegistryUnavailable
+        | Code::RegistryRateLimited
+        | Code::UpstreamTimeout
+        | Code::RegistryBadResponse => 6,
+        Code::UnsupportedManifest | Code::HistoryUnconvertible | Code::TooLarge => 7,
         Code::TagMoved => 8,
         Code::NotSigned => 9,
     }
@@ -199,5 +213,27 @@ impl From<Error> for jsonrpsee::types::ErrorObjectOwned {
             data["retryAfter"] = secs.into();
         }
         jsonrpsee::types::ErrorObjectOwned::owned(code.number(), e.to_string(), Some(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_six_is_exactly_what_a_retry_can_fix() {
+        for code in Code::ALL {
+            assert_eq!(
+                exit_status(code) == 6,
+                code.is_transient(),
+                "{}",
+                code.name()
+            );
+        }
+        assert_eq!(
+            exit_status(Code::AccountUnusable),
+            3,
+            "a configuration error"
+        );
     }
 }

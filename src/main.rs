@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use dimsum::cache::SharedTier;
-use dimsum::cli::{Cli, Command, ConfigCommand, ConfigSource, ImageArgs, LogFormat};
+use dimsum::cli::{Cli, Command, ConfigCommand, ConfigSource, ImageArgs, LogFormat, ReferenceArgs};
 use dimsum::metrics::Metrics;
 use dimsum::reload::Live;
-use dimsum::rpc::{DimsumApiServer as _, Rpc};
+use dimsum::rpc::Rpc;
 use dimsum::{Config, Dimsum, ImageRequest, history, transport};
 
 fn main() -> ExitCode {
@@ -149,6 +149,17 @@ fn request(i: &ImageArgs) -> ImageRequest<'_> {
     }
 }
 
+fn reference(r: &ReferenceArgs) -> ImageRequest<'_> {
+    ImageRequest {
+        account: &r.account,
+        repository: &r.repository,
+        reference: &r.reference,
+        platform: None,
+        digest: None,
+        signed_by: None,
+    }
+}
+
 /// Runs one CLI command and prints exactly the bytes the REST shim sends for it.
 async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
     let result = match &command {
@@ -174,6 +185,18 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
             .origin(request(image))
             .await
             .map(|o| serde_json::to_vec(&*o).unwrap_or_default()),
+        Command::ImageConfig { image } => service
+            .config(request(image))
+            .await
+            .map(|c| c.bytes.to_vec()),
+        Command::Platforms { reference: r } => service
+            .platforms(reference(r))
+            .await
+            .map(|p| serde_json::to_vec(&p).unwrap_or_default()),
+        Command::Digest { reference: r } => service
+            .digest(reference(r))
+            .await
+            .map(|d| format!("{}\n", d.digest).into_bytes()),
         Command::Serve { .. }
         | Command::Stdio { .. }
         | Command::Config { .. }

@@ -534,15 +534,15 @@ async fn with_a_token_file_every_route_and_method_needs_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_faults_get_the_right_error_and_nothing_wrong_is_cached() {
     let cases: [(Fault, &str, i32, &str); 5] = [
-        (Fault::Truncated, "", 7, "reading body"),
+        (Fault::Truncated, "", 6, "reading body"),
         (
             Fault::Drip,
             "    clientTimeoutMillis: 500\n",
             6,
             "no answer within 500ms",
         ),
-        (Fault::RedirectLoop, "", 7, "too many redirects"),
-        (Fault::TokenGarbage, "", 7, "token response is not JSON"),
+        (Fault::RedirectLoop, "", 6, "too many redirects"),
+        (Fault::TokenGarbage, "", 6, "token response is not JSON"),
         (Fault::TokenDown, "", 6, "registry unavailable: HTTP 503"),
     ];
     for (fault, extra, code, needle) in cases {

@@ -22,6 +22,7 @@ mod load;
 mod operate;
 mod origin;
 mod serve;
+mod strict;
 mod triggers;
 mod wire;
 mod zoo;

@@ -1,8 +1,9 @@
 //! Application error codes and the code → HTTP status table.
 //!
 //! Application codes sit outside JSON-RPC's reserved range (-32768..=-32000). The HTTP statuses are
-//! chosen for Orca's webhook stage (spinnaker.md §3.7): permanent errors are 4xx so the stage fails
-//! fast; transient ones are 429/502/503 so it retries. 504 is deliberately unused: Orca's default
+//! chosen for Orca's webhook stage (spinnaker.md §3.7), by whether waiting can change the answer:
+//! permanent errors are 4xx (or 500 for an account no wait can mend) so the stage fails fast;
+//! transient ones are 429/502/503 so it retries. 504 is deliberately unused: Orca's default
 //! `failFastStatusCodes` is `[504]`, which would turn an outage into a terminal failure.
 
 /// One application error: a stable number, a stable snake_case name, and an HTTP status.
@@ -30,7 +31,8 @@ pub enum Code {
     RegistryUnavailable,
     /// The registry answered something we cannot trust: digest mismatch, oversize, garbage.
     RegistryBadResponse,
-    /// The account's credentials cannot be produced (password command failed, secret unresolvable).
+    /// The account's credentials cannot be produced (password command failed, secret unresolvable):
+    /// permanent, the configuration must change.
     AccountUnusable,
     /// The registry did not answer within dimsum's time bound.
     UpstreamTimeout,
@@ -41,11 +43,13 @@ pub enum Code {
     NotFoundOrNoAccess,
     /// `signedBy` named a key, and no signature of the image verifies with it.
     NotSigned,
+    /// A manifest or config larger than dimsum's limit: permanent until the limit is raised.
+    TooLarge,
 }
 
 impl Code {
     /// Every code, for tables and for tests that check each has a status.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 17] = [
         Code::InvalidReference,
         Code::UnknownAccount,
         Code::NotFound,
@@ -62,6 +66,7 @@ impl Code {
         Code::TagMoved,
         Code::NotFoundOrNoAccess,
         Code::NotSigned,
+        Code::TooLarge,
     ];
 
     /// The JSON-RPC error code.
@@ -83,6 +88,7 @@ impl Code {
             Code::TagMoved => 1014,
             Code::NotFoundOrNoAccess => 1015,
             Code::NotSigned => 1016,
+            Code::TooLarge => 1017,
         }
     }
 
@@ -105,6 +111,7 @@ impl Code {
             Code::TagMoved => "tag_moved",
             Code::NotFoundOrNoAccess => "not_found_or_no_access",
             Code::NotSigned => "not_signed",
+            Code::TooLarge => "too_large",
         }
     }
 
@@ -117,19 +124,41 @@ impl Code {
             | Code::LevelOutOfRange
             | Code::NoMatchingPlatform
             | Code::NotFoundOrNoAccess => 404,
-            Code::UnsupportedManifest | Code::HistoryUnconvertible => 422,
+            Code::UnsupportedManifest | Code::HistoryUnconvertible | Code::TooLarge => 422,
             Code::RegistryDenied => 403,
             Code::RegistryRateLimited => 429,
-            Code::RegistryUnavailable | Code::AccountUnusable | Code::UpstreamTimeout => 503,
+            Code::RegistryUnavailable | Code::UpstreamTimeout => 503,
+            // A configuration no wait can mend (an unresolvable secret, a failing
+            // passwordCommand): 500 is in the stage's failFastStatusCodes.
+            Code::AccountUnusable => 500,
             Code::RegistryBadResponse => 502,
             Code::TagMoved => 409,
             Code::NotSigned => 412,
         }
     }
 
+    /// Whether waiting can change the answer: Orca's stage retries exactly these (429, 502, 503,
+    /// none in its `failFastStatusCodes`), and the CLI exits 6 for them.
+    pub const fn is_transient(self) -> bool {
+        matches!(self.http_status(), 429 | 502 | 503)
+    }
+
     /// The code with this JSON-RPC number, if it is one of ours.
     pub fn from_number(number: i32) -> Option<Code> {
         Code::ALL.into_iter().find(|c| c.number() == number)
+    }
+}
+
+/// The snake_case name of one of JSON-RPC's own codes (or of ours), for error `data`.
+pub fn rpc_name(code: i32) -> &'static str {
+    match code {
+        -32700 => "parse_error",
+        -32600 => "invalid_request",
+        -32601 => "method_not_found",
+        -32602 => "invalid_params",
+        -32603 => "internal_error",
+        -32001 => "unauthorized",
+        other => Code::from_number(other).map_or("server_error", Code::name),
     }
 }
 

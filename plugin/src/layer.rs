@@ -39,6 +39,15 @@ pub enum Answer {
     },
 }
 
+impl Answer {
+    /// The answer's bytes (a manifest's without its digest).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Answer::Json(bytes) | Answer::Manifest { bytes, .. } => bytes,
+        }
+    }
+}
+
 /// What the REST routes call: the service behind the JSON-RPC methods, asked directly. Errors
 /// are the JSON-RPC error objects those methods would return, so both wires say the same.
 pub trait Backend: Clone + Send + Sync + 'static {
@@ -109,21 +118,17 @@ where
             Ok(call) => call,
             Err(NoRoute::Unknown) => {
                 let msg = format!(
-                    "no route {path}: use /{{account}}/{{repository}}/{{reference}}/history, /metadata or /labels, or JSON-RPC at POST /"
+                    "no route {path}: use /{{account}}/{{repository}}/{{reference}}/{{{}}}, or JSON-RPC at POST /",
+                    routes::ROUTES.join("|")
                 );
                 return ready(error(StatusCode::NOT_FOUND, -32601, &msg, None, None));
             }
             Err(NoRoute::BadEncoding(segment)) => {
                 let msg = format!("malformed percent-encoding, or an encoded '/', in {segment:?}");
-                return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
+                return ready(invalid_params(&msg));
             }
-            Err(NoRoute::Repeated(name)) => {
-                let msg = format!("invalid params: {name} is given more than once");
-                return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
-            }
-            Err(NoRoute::BadLevel(level)) => {
-                let msg = format!("invalid level {level:?}: expected a non-negative integer");
-                return ready(error(StatusCode::BAD_REQUEST, -32602, &msg, None, None));
+            Err(NoRoute::BadParam(msg)) => {
+                return ready(invalid_params(&format!("invalid params: {msg}")));
             }
         };
         // Orca's webhook default is POST; accept it on REST paths too.
@@ -140,6 +145,11 @@ where
         let answer = self.backend.answer(call);
         Box::pin(async move { Ok(render(action, answer.await)) })
     }
+}
+
+/// A 400 with JSON-RPC's invalid-params code, as the same mistake over JSON-RPC gets.
+fn invalid_params(message: &str) -> HttpResponse {
+    error(StatusCode::BAD_REQUEST, -32602, message, None, None)
 }
 
 fn ready(response: HttpResponse) -> BoxFuture {
@@ -204,7 +214,8 @@ fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     response
 }
 
-/// `{"error":{"code","message","data"?}}` with `status`, and `Retry-After` when known.
+/// `{"error":{"code","message","data"}}` with `status`, and `Retry-After` when known. `data` is
+/// the backend's, else `{name, httpStatus}` for JSON-RPC's own codes, so every error names itself.
 pub fn error(
     status: StatusCode,
     code: i32,
@@ -212,10 +223,12 @@ pub fn error(
     data: Option<&RawValue>,
     retry_after: Option<u64>,
 ) -> HttpResponse {
-    let mut error = serde_json::json!({"code": code, "message": message});
-    if let Some(d) = data.and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok()) {
-        error["data"] = d;
-    }
+    let data = data
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+        .unwrap_or_else(|| {
+            serde_json::json!({"name": crate::codes::rpc_name(code), "httpStatus": status.as_u16()})
+        });
+    let error = serde_json::json!({"code": code, "message": message, "data": data});
     let mut response = json(
         status,
         serde_json::json!({ "error": error })

@@ -1,14 +1,18 @@
 //! The REST routes, drop-in for the original dimsum:
 //!
-//! | Path | Action (JSON-RPC method) |
-//! |---|---|
-//! | `/{account}/{repository…}/{reference}/history[?level=N][&platform=P][&strict=true]` | history (`getHistory`) |
-//! | `/{account}/{repository…}/{reference}/metadata` (alias `/manifest`) | manifest (`getManifest`) |
-//! | `/{account}/{repository…}/{reference}/labels` | labels (`getLabels`) |
-//! | `/{account}/{repository…}/{reference}/origin` | origin (`getOrigin`) |
+//! | Path | Action (JSON-RPC method) | Query parameters |
+//! |---|---|---|
+//! | `/{account}/{repository…}/{reference}/history` | history (`getHistory`) | `level`, `strict`, `platform`, `digest`, `signedBy` |
+//! | `/{account}/{repository…}/{reference}/metadata` (alias `/manifest`) | manifest (`getManifest`) | `platform`, `digest`, `signedBy` |
+//! | `/{account}/{repository…}/{reference}/labels` | labels (`getLabels`) | `platform`, `digest`, `signedBy` |
+//! | `/{account}/{repository…}/{reference}/origin` | origin (`getOrigin`) | `platform`, `digest`, `signedBy` |
+//! | `/{account}/{repository…}/{reference}/config` | the config blob (`getConfig`) | `platform`, `digest`, `signedBy` |
+//! | `/{account}/{repository…}/{reference}/platforms` | an index's platforms (`getPlatforms`) | none |
+//! | `/{account}/{repository…}/{reference}/digest` | the reference's digest (`getDigest`) | none |
 //!
-//! Every route also takes `platform`, `digest` (the trigger's) and `signedBy` (a configured key
-//! a signature of the image must verify with).
+//! `digest` is the trigger's digest and `signedBy` a configured signer; both empty mean none, as
+//! Orca sends a blank stage parameter. Any other parameter, a repeated one, or a value that is not
+//! well formed is refused: nothing the caller sent is ignored.
 //!
 //! The repository is every segment between the account and the last two, so it may have one or
 //! many segments; each segment is percent-decoded. The reference may be a tag or a digest.
@@ -30,7 +34,48 @@ pub enum Action {
     Labels,
     /// `getOrigin`: where the image came from.
     Origin,
+    /// `getConfig`: the config blob exactly as stored.
+    Config,
+    /// `getPlatforms`: `[{platform, digest, mediaType}]`.
+    Platforms,
+    /// `getDigest`: `{digest, mediaType}` of the reference as named.
+    Digest,
 }
+
+impl Action {
+    /// The route's last segment, and the query parameters it takes.
+    fn of(segment: &str) -> Option<(Action, &'static [&'static str])> {
+        const IMAGE: &[&str] = &["platform", "digest", "signedBy"];
+        Some(match segment {
+            "history" => (
+                Action::History {
+                    level: None,
+                    strict: false,
+                },
+                &["level", "strict", "platform", "digest", "signedBy"],
+            ),
+            "metadata" | "manifest" => (Action::Manifest, IMAGE),
+            "labels" => (Action::Labels, IMAGE),
+            "origin" => (Action::Origin, IMAGE),
+            "config" => (Action::Config, IMAGE),
+            "platforms" => (Action::Platforms, &[]),
+            "digest" => (Action::Digest, &[]),
+            _ => return None,
+        })
+    }
+}
+
+/// The routes' last segments, for the hint on a path that is none of them.
+pub const ROUTES: &[&str] = &[
+    "history",
+    "metadata",
+    "manifest",
+    "labels",
+    "origin",
+    "config",
+    "platforms",
+    "digest",
+];
 
 /// A request the shim will answer: the JSON-RPC method's params, decoded and typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,26 +92,21 @@ pub struct Call {
     pub platform: Option<String>,
     /// `?digest=`: the digest the trigger saw (empty: none).
     pub digest: Option<String>,
-    /// `?signedBy=`: a configured key a signature of the image must verify with (empty: none).
+    /// `?signedBy=`: a configured signer a signature of the image must satisfy (empty: none).
     pub signed_by: Option<String>,
 }
 
-/// Why a path is not a call.
+/// Why a request is not a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     /// Not one of our paths.
     Unknown,
     /// A segment is not valid percent-encoded UTF-8.
     BadEncoding(String),
-    /// `?level=` is not a non-negative integer.
-    BadLevel(String),
-    /// A parameter given more than once (`level`, `platform`, `strict`, `digest`, `signedBy`): a proxy in
-    /// front might read another value than dimsum.
-    Repeated(&'static str),
+    /// A query parameter the route does not take, given twice, or with a value that is not well
+    /// formed: the message says which and why.
+    BadParam(String),
 }
-
-/// The query parameters the routes read; each may appear once.
-const PARAMS: [&str; 5] = ["level", "platform", "strict", "digest", "signedBy"];
 
 /// Matches `path` (without the query) and `query` to a call.
 pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
@@ -74,19 +114,10 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
     if segments.len() < 4 {
         return Err(NoRoute::Unknown);
     }
-    let (action, rest) = segments.split_last().ok_or(NoRoute::Unknown)?;
+    let (last, rest) = segments.split_last().ok_or(NoRoute::Unknown)?;
     let (reference, rest) = rest.split_last().ok_or(NoRoute::Unknown)?;
     let (account, repository) = rest.split_first().ok_or(NoRoute::Unknown)?;
-    let mut action = match *action {
-        "history" => Action::History {
-            level: None,
-            strict: false,
-        },
-        "metadata" | "manifest" => Action::Manifest,
-        "labels" => Action::Labels,
-        "origin" => Action::Origin,
-        _ => return Err(NoRoute::Unknown),
-    };
+    let (mut action, accepted) = Action::of(last).ok_or(NoRoute::Unknown)?;
     // A segment may not decode to a '/': `team%2Fapp` would otherwise smuggle a path separator
     // past the route's segment count.
     let decode = |s: &str| {
@@ -109,27 +140,46 @@ pub fn route(path: &str, query: Option<&str>) -> Result<Call, NoRoute> {
         signed_by: None,
     };
     let pairs = query_params(query.unwrap_or(""))?;
-    for name in PARAMS {
-        if pairs.iter().filter(|(k, _)| k == name).count() > 1 {
-            return Err(NoRoute::Repeated(name));
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        if !accepted.contains(&key.as_str()) {
+            let message = match accepted {
+                [] => format!("/{last} takes no query parameters (got {key:?})"),
+                _ => format!("/{last}: {}", crate::params::unknown(key, accepted)),
+            };
+            return Err(NoRoute::BadParam(message));
+        }
+        if pairs[..i].iter().any(|(k, _)| k == key) {
+            // A proxy in front might read another of the values than dimsum does.
+            return Err(NoRoute::BadParam(format!("{key} is given more than once")));
         }
     }
     for (key, value) in pairs {
         match (key.as_str(), &mut action) {
-            // An empty level is no level, as in the original.
-            ("level", Action::History { level, .. }) if !value.is_empty() => {
+            ("level", Action::History { level, .. }) => {
                 let n = value.strip_prefix('+').unwrap_or(&value).parse::<u64>();
-                *level = Some(n.map_err(|_| NoRoute::BadLevel(value))?);
+                *level = Some(n.map_err(|_| {
+                    NoRoute::BadParam(format!(
+                        "invalid level {value:?}: expected a non-negative integer (leave level out for every entry)"
+                    ))
+                })?);
             }
             ("strict", Action::History { strict, .. }) => {
-                *strict = matches!(value.as_str(), "true" | "1" | "");
+                *strict = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(NoRoute::BadParam(format!(
+                            "invalid strict {value:?}: expected true or false"
+                        )));
+                    }
+                }
             }
             ("platform", _) => call.platform = Some(value),
             // An empty digest is none: Orca fills `${trigger['digest'] ?: ''}` with nothing.
             ("digest", _) => call.digest = Some(value).filter(|d| !d.is_empty()),
             // Empty is none, as for the digest: a stage parameter left blank.
             ("signedBy", _) => call.signed_by = Some(value).filter(|k| !k.is_empty()),
-            _ => {}
+            _ => unreachable!("checked against the route's parameters above"),
         }
     }
     call.action = action;
@@ -189,6 +239,13 @@ mod tests {
         strict: false,
     };
 
+    fn refused(path: &str, query: &str) -> String {
+        match route(path, Some(query)) {
+            Err(NoRoute::BadParam(m)) => m,
+            other => panic!("{path}?{query}: {other:?}"),
+        }
+    }
+
     #[test]
     fn original_paths() {
         let level0 = Action::History {
@@ -204,22 +261,19 @@ mod tests {
             Ok(call(LIST, "hub", "a/b/c", "v1"))
         );
         assert_eq!(
-            route("/hub/a/b/v1/history", Some("level=")).unwrap().action,
-            LIST,
-            "an empty level is no level, as in the original"
-        );
-        assert_eq!(
             route("/hub/solo/sha256:abc/metadata", None),
             Ok(call(Action::Manifest, "hub", "solo", "sha256:abc"))
         );
-        assert_eq!(
-            route("/hub/solo/v1/manifest", None).unwrap().action,
-            Action::Manifest
-        );
-        assert_eq!(
-            route("/hub/solo/v1/labels", None).unwrap().action,
-            Action::Labels
-        );
+        for (segment, action) in [
+            ("manifest", Action::Manifest),
+            ("labels", Action::Labels),
+            ("config", Action::Config),
+            ("platforms", Action::Platforms),
+            ("digest", Action::Digest),
+        ] {
+            let path = format!("/hub/solo/v1/{segment}");
+            assert_eq!(route(&path, None).unwrap().action, action);
+        }
         let origin = route("/hub/team/app/v1/origin", Some("signedBy=ci&digest=")).unwrap();
         assert_eq!(origin.action, Action::Origin);
         assert_eq!(origin.signed_by.as_deref(), Some("ci"));
@@ -231,17 +285,13 @@ mod tests {
             None,
             "an empty key is none, as a blank stage parameter"
         );
-        assert_eq!(
-            route("/hub/a/v1/labels", Some("signedBy=a&signedBy=b")),
-            Err(NoRoute::Repeated("signedBy"))
-        );
     }
 
     #[test]
     fn queries_and_encoding() {
         let c = route(
             "/h/r/t/history",
-            Some("level=%2B1&platform=linux%2Farm64&strict=true&x=y&x=z"),
+            Some("level=%2B1&platform=linux%2Farm64&strict=true"),
         )
         .unwrap();
         let expected = Action::History {
@@ -251,17 +301,6 @@ mod tests {
         assert_eq!(
             (c.action, c.platform.as_deref()),
             (expected, Some("linux/arm64"))
-        );
-        for bad in ["abc", "-1", "1e3", "99999999999999999999"] {
-            assert_eq!(
-                route("/h/r/t/history", Some(&format!("level={bad}"))),
-                Err(NoRoute::BadLevel(bad.into()))
-            );
-        }
-        assert_eq!(
-            route("/h/r/t/labels", Some("level=abc")).unwrap().action,
-            Action::Labels,
-            "level means nothing to labels"
         );
         assert_eq!(
             route("/h/te%61m/t/labels", None).unwrap().repository,
@@ -278,24 +317,68 @@ mod tests {
     }
 
     #[test]
+    fn every_value_is_checked() {
+        for bad in ["", "abc", "-1", "1e3", "99999999999999999999"] {
+            let m = refused("/h/r/t/history", &format!("level={bad}"));
+            assert!(m.starts_with(&format!("invalid level {bad:?}")), "{m}");
+        }
+        for bad in ["", "TRUE", "True", "yes", "1", "0"] {
+            let m = refused("/h/r/t/history", &format!("strict={bad}"));
+            assert!(m.starts_with(&format!("invalid strict {bad:?}")), "{m}");
+        }
+        assert!(
+            !route("/h/r/t/history", Some("strict=false"))
+                .unwrap()
+                .action
+                .eq(&expected_strict())
+        );
+        assert_eq!(
+            route("/h/r/t/history", Some("strict=true")).unwrap().action,
+            expected_strict()
+        );
+    }
+
+    fn expected_strict() -> Action {
+        Action::History {
+            level: None,
+            strict: true,
+        }
+    }
+
+    #[test]
+    fn a_parameter_the_route_does_not_take_is_refused_with_its_right_spelling() {
+        let m = refused("/h/r/t/labels", "signedby=ci");
+        assert!(
+            m.contains("\"signedby\" (did you mean \"signedBy\"?)"),
+            "{m}"
+        );
+        let m = refused("/h/r/t/history", "plaform=linux/arm64&level=0");
+        assert!(m.contains("did you mean \"platform\""), "{m}");
+        let m = refused("/h/r/t/labels", "level=0");
+        assert!(m.starts_with("/labels: unknown parameter \"level\""), "{m}");
+        let m = refused("/h/r/t/origin", "strict=true");
+        assert!(m.contains("\"strict\""), "{m}");
+        let m = refused("/h/r/t/digest", "platform=linux/amd64");
+        assert_eq!(m, "/digest takes no query parameters (got \"platform\")");
+        refused("/h/r/t/history", "x=y");
+        refused("/h/r/t/history", "level");
+    }
+
+    #[test]
     fn a_repeated_parameter_is_refused() {
         for (query, name) in [
             ("level=0&level=zz", "level"),
             ("platform=linux/amd64&platform=linux/arm64", "platform"),
             ("strict=true&level=0&strict=false", "strict"),
             ("digest=&digest=sha256:abc", "digest"),
+            ("signedBy=a&signedBy=b", "signedBy"),
         ] {
             assert_eq!(
-                route("/h/r/t/history", Some(query)),
-                Err(NoRoute::Repeated(name)),
+                refused("/h/r/t/history", query),
+                format!("{name} is given more than once"),
                 "{query}"
             );
         }
-        assert_eq!(
-            route("/h/r/t/labels", Some("level=1&level=2")),
-            Err(NoRoute::Repeated("level")),
-            "refused on every route"
-        );
     }
 
     #[test]

@@ -145,3 +145,32 @@ fn orca_config_embeds_the_same_entries() {
         }
     }
 }
+
+/// The stage retries exactly what waiting can change: every code's status is in each entry's
+/// `failFastStatusCodes` unless it is transient, and no transient status is.
+#[test]
+fn the_stages_retry_only_what_a_retry_can_fix() {
+    use dimsum_rest::Code;
+    for entry in entries(&load("orca/preconfigured-webhooks.yml")) {
+        let fail_fast: Vec<u64> = entry["failFastStatusCodes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .collect();
+        for code in Code::ALL {
+            let status = u64::from(code.http_status());
+            assert_eq!(
+                fail_fast.contains(&status),
+                !code.is_transient(),
+                "{} ({status}) in {}",
+                code.name(),
+                entry["type"].as_str().unwrap()
+            );
+        }
+        // JSON-RPC's own refusals on the REST paths: invalid params, unknown route, method.
+        for status in [400, 404, 405] {
+            assert!(fail_fast.contains(&status), "{status}");
+        }
+    }
+}

@@ -25,6 +25,8 @@ pub enum From {
     IndexAnnotation,
     /// The config's `config.Labels`.
     Label,
+    /// The config's own top-level field (`created`): what the builder recorded, the last resort.
+    Config,
 }
 
 /// One candidate value.
@@ -137,6 +139,8 @@ pub struct Places<'a> {
     pub index: Option<&'a BTreeMap<String, String>>,
     /// The config's labels (string values only).
     pub labels: Option<&'a BTreeMap<String, String>>,
+    /// The config's top-level `created`.
+    pub config_created: Option<&'a str>,
 }
 
 /// Every candidate, best first for each field.
@@ -187,7 +191,34 @@ pub fn collect(places: &Places<'_>) -> Vec<Evidence> {
         from_map(&mut out, places.labels, From::Label, field.standard);
         from_map(&mut out, places.labels, From::Label, field.common);
     }
+    // Go's zero time is what a builder writes when it records no time at all.
+    let created = places
+        .config_created
+        .filter(|c| !c.trim().is_empty() && !c.starts_with("0001-01-01"));
+    if let Some(created) = created {
+        let at = out
+            .iter()
+            .rposition(|e| evidence_order(e.field) <= evidence_order("created"))
+            .map_or(0, |i| i + 1);
+        out.insert(
+            at,
+            Evidence {
+                field: "created",
+                value: created.to_owned(),
+                from: From::Config,
+                key: "created".to_owned(),
+            },
+        );
+    }
     out
+}
+
+/// A field's place in [`FIELD_NAMES`], which is the order evidence is listed in.
+fn evidence_order(field: &str) -> usize {
+    FIELD_NAMES
+        .iter()
+        .position(|f| *f == field)
+        .unwrap_or(usize::MAX)
 }
 
 /// The winning value of `field`.
@@ -256,6 +287,7 @@ mod tests {
             provenance,
             index: Some(&index),
             labels: Some(&labels),
+            config_created: Some("2020-02-02T00:00:00Z"),
         });
         let revisions: Vec<(From, &str)> = evidence
             .iter()
@@ -285,6 +317,35 @@ mod tests {
         assert_eq!(winner(&evidence, "created"), Some("2026-01-01T00:00:00Z"));
         assert_eq!(winner(&evidence, "baseName"), None);
         assert!(revisions_conflict(&evidence));
+        let created: Vec<From> = evidence
+            .iter()
+            .filter(|e| e.field == "created")
+            .map(|e| e.from)
+            .collect();
+        assert_eq!(
+            created,
+            [From::Label, From::Config],
+            "the config's own time comes last"
+        );
+    }
+
+    #[test]
+    fn the_config_created_is_the_fallback() {
+        let none = BTreeMap::new();
+        let places = |created| Places {
+            labels: Some(&none),
+            config_created: created,
+            ..Places::default()
+        };
+        let evidence = collect(&places(Some("2015-03-01T10:00:00.123Z")));
+        assert_eq!(
+            winner(&evidence, "created"),
+            Some("2015-03-01T10:00:00.123Z")
+        );
+        assert_eq!(evidence[0].from, From::Config);
+        let zero = collect(&places(Some("0001-01-01T00:00:00Z")));
+        assert_eq!(winner(&zero, "created"), None, "Go's zero time is no time");
+        assert!(collect(&places(None)).is_empty());
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Found {
     pub index: Option<(String, raw::Raw)>,
     /// The labels object, as `labels` answers it.
     pub labels: String,
+    /// The config's top-level `created`.
+    pub created: Option<String>,
     /// The provenance and its candidates.
     pub provenance: Option<(Provenance, Vec<Evidence>)>,
     /// The signatures found.
@@ -109,6 +111,7 @@ pub fn assemble(found: Found) -> Origin {
         provenance: provenance_evidence,
         index: found.index.as_ref().map(|(_, i)| &i.annotations),
         labels: Some(&labels),
+        config_created: found.created.as_deref(),
     });
     let pick = |field: &str| evidence::winner(&evidence, field).map(str::to_owned);
     let labels = RawValue::from_string(found.labels)

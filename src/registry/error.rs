@@ -254,6 +254,16 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// A body larger than dimsum's limit for it.
+    #[error(
+        "{what}: larger than {limit} bytes, dimsum's limit (raise dimsum.maxManifestBytes or dimsum.maxConfigBytes)"
+    )]
+    TooLarge {
+        /// What was fetched.
+        what: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The index has no manifest for the platform.
     #[error("{what}: no manifest for platform {wanted}; the index has {}", .available.join(", "))]
     NoMatchingPlatform {
@@ -263,6 +273,16 @@ pub enum Error {
         wanted: String,
         /// The platforms the index lists.
         available: Vec<String>,
+    },
+    /// A single-platform image asked for another platform.
+    #[error("{what} is a single-platform image for {is}, not {wanted}")]
+    OtherPlatform {
+        /// What was fetched.
+        what: String,
+        /// The platform asked for.
+        wanted: String,
+        /// What the image's config states (or that it states none).
+        is: String,
     },
     /// Not an image: a media type we do not read.
     #[error("{what}: unsupported media type {media_type:?} (not a container image)")]

@@ -226,10 +226,36 @@ fn valid_digest(d: &str) -> Result<Digest, ManifestError> {
     Digest::parse(d).ok_or_else(|| ManifestError::Invalid(format!("invalid digest {d:?}")))
 }
 
-/// Whether a config media type is an image config (anything else is an artifact we refuse).
-/// An empty type is accepted: old schema2 writers omitted it.
-pub fn is_image_config(media_type: &str) -> bool {
-    matches!(media_type, DOCKER_CONFIG | OCI_CONFIG | "")
+/// The config type Docker clients before 1.11 wrote; Distribution converts such images, so
+/// their config is read when its bytes are an image config ([`is_image_config`]).
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Whether a config of `media_type` with these bytes is an image config (anything else is an
+/// artifact we refuse). An empty type is accepted: old schema2 writers omitted it. An
+/// `application/octet-stream` one must say so itself: a JSON object with `rootfs.type` `layers`,
+/// which every image config has and no artifact's config does.
+pub fn is_image_config(media_type: &str, bytes: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct RootFs {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    match media_type {
+        DOCKER_CONFIG | OCI_CONFIG | "" => true,
+        OCTET_STREAM => {
+            serde_json::from_slice::<Config>(bytes).is_ok_and(|c| c.rootfs.kind == "layers")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a config of `media_type` may be an image config, so its bytes are worth fetching.
+pub fn may_be_image_config(media_type: &str) -> bool {
+    matches!(media_type, DOCKER_CONFIG | OCI_CONFIG | "" | OCTET_STREAM)
 }
 
 #[cfg(test)]
@@ -237,6 +263,26 @@ mod tests {
     use super::*;
 
     const A: &[u8] = include_bytes!("../../tests/fixtures/vectors/a.manifest.json");
+
+    #[test]
+    fn an_octet_stream_config_must_be_an_image_config() {
+        let old = br#"{"architecture":"amd64","config":{},"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        assert!(is_image_config(OCTET_STREAM, old));
+        assert!(!is_image_config(OCTET_STREAM, b"{}"));
+        assert!(!is_image_config(OCTET_STREAM, b"\x1f\x8b binary"));
+        assert!(!is_image_config(
+            OCTET_STREAM,
+            br#"{"rootfs":{"type":"other"}}"#
+        ));
+        assert!(is_image_config(
+            DOCKER_CONFIG,
+            b"anything: the type says so"
+        ));
+        assert!(!is_image_config(
+            "application/vnd.cncf.helm.config.v1+json",
+            old
+        ));
+    }
 
     #[test]
     fn accept_lists_the_accepted_types() {

@@ -83,6 +83,19 @@ impl Platform {
     fn of(spec: &PlatformSpec) -> Platform {
         Platform::normalized(&spec.os, &spec.architecture, spec.variant.as_deref())
     }
+
+    /// Whether an image whose config says `spec` is this platform.
+    pub fn matches(&self, spec: &PlatformSpec) -> bool {
+        Platform::of(spec) == *self
+    }
+}
+
+/// The platform an image config (or a schema1 `v1Compatibility`) states in its `os`,
+/// `architecture` and `variant`; `None` when it states none.
+pub fn of_config(config: &[u8]) -> Option<PlatformSpec> {
+    serde_json::from_slice::<PlatformSpec>(config)
+        .ok()
+        .filter(|s| !s.os.is_empty() || !s.architecture.is_empty())
 }
 
 impl fmt::Display for Platform {
@@ -120,13 +133,14 @@ pub fn choose<'a>(
             .iter()
             .map(|e| match &e.platform {
                 Some(spec) => written(spec),
-                None => "unknown".to_owned(),
+                None => format!("an entry without a platform ({})", e.digest),
             })
             .collect()
     })
 }
 
-fn written(spec: &PlatformSpec) -> String {
+/// `os/arch[/variant]` as written (not normalised).
+pub fn written(spec: &PlatformSpec) -> String {
     match &spec.variant {
         Some(v) if !v.is_empty() => format!("{}/{}/{}", spec.os, spec.architecture, v),
         _ => format!("{}/{}", spec.os, spec.architecture),
@@ -168,11 +182,14 @@ mod tests {
 
     #[test]
     fn choosing() {
+        let mut bare = entry("linux", "amd64", None);
+        bare.platform = None;
         let entries = [
             entry("unknown", "unknown", None),
             entry("linux", "arm64", Some("v8")),
             entry("linux", "amd64", Some("v3")),
             entry("linux", "amd64", None),
+            bare,
         ];
         // Distribution's rule: first exact linux/amd64, variant ignored.
         assert_eq!(choose(&entries, None).unwrap().digest, "linux-amd64-v3");
@@ -195,9 +212,21 @@ mod tests {
                 "unknown/unknown",
                 "linux/arm64/v8",
                 "linux/amd64/v3",
-                "linux/amd64"
+                "linux/amd64",
+                "an entry without a platform (linux-amd64-)"
             ]
         );
         assert!(choose(&entries[..2], None).is_err());
+    }
+
+    #[test]
+    fn a_config_states_its_platform() {
+        let spec = of_config(br#"{"architecture":"arm","os":"linux","variant":"v7","config":{}}"#)
+            .unwrap();
+        assert!(Platform::parse("linux/arm").unwrap().matches(&spec));
+        assert!(!Platform::parse("linux/arm64").unwrap().matches(&spec));
+        assert_eq!(written(&spec), "linux/arm/v7");
+        assert!(of_config(br#"{"config":{}}"#).is_none());
+        assert!(of_config(b"not json").is_none());
     }
 }

@@ -471,7 +471,10 @@ enum BodyError {
 impl BodyError {
     fn into_error(self, what: &str, timeout: Duration) -> Error {
         match self {
-            BodyError::TooLarge(limit) => bad(what, format!("response larger than {limit} bytes")),
+            BodyError::TooLarge(limit) => Error::TooLarge {
+                what: what.to_owned(),
+                limit,
+            },
             BodyError::Read(e) if e.is_timeout() => Error::Timeout {
                 what: what.to_owned(),
                 after: timeout,

@@ -1,26 +1,26 @@
-//! The JSON-RPC surface: one trait, served identically over stdio, HTTP and WebSocket.
+//! The JSON-RPC surface: one module of methods, served identically over stdio, HTTP and WebSocket.
 //!
-//! Params may come by name or by position. Positional order is the order of the trait's
-//! arguments, so `[account, repository, reference, level]` works; `tag` is accepted by name as an
-//! alias of `reference` (the Docker trigger calls it `tag`). `digest` is the trigger's digest
-//! (see `service::pin`); an empty one is no digest. The same type is the REST shim's
-//! [`Backend`]. Both delegate to [`crate::Dimsum`] and hold no logic beyond choosing a
-//! representation.
+//! Params may come by name or by position, and are parsed strictly ([`params`]): an unknown or
+//! misspelt name is invalid params naming the right spelling. Positional order is the method's
+//! list in [`dimsum_rest::params`], so `[account, repository, reference, level]` works; `tag` is
+//! accepted by name as an alias of `reference` (the Docker trigger calls it `tag`). `digest` is
+//! the trigger's digest (see `service::pin`); an empty one is no digest. The same type is the
+//! REST shim's [`Backend`]. Both delegate to [`crate::Dimsum`] and hold no logic beyond choosing
+//! a representation.
 
-// Each wire param is a method argument (that is how the macro accepts both by-name and
-// by-position params), and getHistory has nine of them.
-#![allow(clippy::too_many_arguments)]
-
+mod params;
 pub mod types;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use dimsum_rest::layer::{Answer, Backend};
+use dimsum_rest::params::{HISTORY, IMAGE, REFERENCE};
 use dimsum_rest::routes::{Action, Call};
-use jsonrpsee::core::{RpcResult, async_trait};
-use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::RpcResult;
 use jsonrpsee::types::ErrorObjectOwned;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use self::types::ManifestResult;
@@ -32,80 +32,55 @@ use crate::service::{ImageRequest, ManifestAnswer};
 /// The OpenRPC document `rpc.discover` returns.
 const OPENRPC: &str = include_str!("openrpc.json");
 
-/// dimsum's JSON-RPC methods.
-#[rpc(server)]
-pub trait DimsumApi {
-    /// The image's schema1 history: with `level`, that v1Compatibility object itself; without,
-    /// `[{"v1Compatibility":"…"},…]`.
-    #[method(name = "getHistory")]
-    async fn get_history(
-        &self,
-        account: String,
-        repository: String,
-        reference: Option<String>,
-        level: Option<u64>,
-        platform: Option<String>,
-        strict: Option<bool>,
-        tag: Option<String>,
-        digest: Option<String>,
-        #[argument(rename = "signedBy")] signed_by: Option<String>,
-    ) -> RpcResult<Box<RawValue>>;
-
-    /// The manifest (an index resolved to one platform), its digest and media type.
-    #[method(name = "getManifest")]
-    async fn get_manifest(
-        &self,
-        account: String,
-        repository: String,
-        reference: Option<String>,
-        platform: Option<String>,
-        tag: Option<String>,
-        digest: Option<String>,
-        #[argument(rename = "signedBy")] signed_by: Option<String>,
-    ) -> RpcResult<ManifestResult>;
-
-    /// The image config's `config.Labels` (`{}` when there are none).
-    #[method(name = "getLabels")]
-    async fn get_labels(
-        &self,
-        account: String,
-        repository: String,
-        reference: Option<String>,
-        platform: Option<String>,
-        tag: Option<String>,
-        digest: Option<String>,
-        #[argument(rename = "signedBy")] signed_by: Option<String>,
-    ) -> RpcResult<Box<RawValue>>;
-
-    /// Where the image came from: revision, source and the rest with their evidence, labels,
-    /// annotations, provenance and signatures.
-    #[method(name = "getOrigin")]
-    async fn get_origin(
-        &self,
-        account: String,
-        repository: String,
-        reference: Option<String>,
-        platform: Option<String>,
-        tag: Option<String>,
-        digest: Option<String>,
-        #[argument(rename = "signedBy")] signed_by: Option<String>,
-    ) -> RpcResult<Box<RawValue>>;
-
-    /// The OpenRPC description of this API, errors included.
-    #[method(name = "rpc.discover")]
-    fn discover(&self) -> RpcResult<Box<RawValue>>;
-}
-
 /// The server implementation over the live service.
 #[derive(Debug, Clone)]
 pub struct Rpc {
     live: Arc<Live>,
 }
 
-impl Rpc {
-    /// Serves whatever service `live` holds at each call.
-    pub fn new(live: Arc<Live>) -> Rpc {
-        Rpc { live }
+/// The params of every method that names an image ([`IMAGE`]).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageParams {
+    account: String,
+    repository: String,
+    reference: Option<String>,
+    platform: Option<String>,
+    tag: Option<String>,
+    digest: Option<String>,
+    signed_by: Option<String>,
+}
+
+/// `getHistory`'s params ([`HISTORY`]).
+#[derive(Debug, Deserialize)]
+struct HistoryParams {
+    level: Option<u64>,
+    strict: Option<bool>,
+    #[serde(flatten)]
+    image: ImageParams,
+}
+
+/// The params of methods that answer for the reference as named ([`REFERENCE`]).
+#[derive(Debug, Deserialize)]
+struct ReferenceParams {
+    account: String,
+    repository: String,
+    reference: Option<String>,
+    tag: Option<String>,
+}
+
+impl ImageParams {
+    /// The request, once `reference` or its alias `tag` is settled.
+    fn into_call(self, action: Action) -> Result<Call, Error> {
+        Ok(Call {
+            action,
+            reference: reference(self.reference, self.tag)?,
+            account: self.account,
+            repository: self.repository,
+            platform: self.platform,
+            digest: self.digest,
+            signed_by: self.signed_by,
+        })
     }
 }
 
@@ -122,163 +97,157 @@ fn reference(reference: Option<String>, tag: Option<String>) -> Result<String, E
     }
 }
 
-fn image<'a>(
-    account: &'a str,
-    repository: &'a str,
-    reference: &'a str,
-    platform: &'a Option<String>,
-    digest: &'a Option<String>,
-    signed_by: &'a Option<String>,
-) -> ImageRequest<'a> {
+fn request(call: &Call) -> ImageRequest<'_> {
     ImageRequest {
-        account,
-        repository,
-        reference,
-        platform: platform.as_deref(),
-        digest: digest.as_deref(),
-        signed_by: signed_by.as_deref(),
+        account: &call.account,
+        repository: &call.repository,
+        reference: &call.reference,
+        platform: call.platform.as_deref(),
+        digest: call.digest.as_deref(),
+        signed_by: call.signed_by.as_deref(),
     }
 }
 
-fn raw(json: String) -> RpcResult<Box<RawValue>> {
+fn raw(json: String) -> Result<Box<RawValue>, ErrorObjectOwned> {
     // Our own output is always valid JSON; a failure here is a bug, reported as internal.
     RawValue::from_string(json)
         .map_err(|e| ErrorObjectOwned::owned(-32603, format!("internal error: {e}"), None::<()>))
 }
 
-/// What both wires answer; the JSON-RPC methods and the REST routes differ only in how they
-/// take params and render results.
+/// Bytes the registry served, as a JSON-RPC result: they must be JSON text.
+fn raw_bytes(bytes: Vec<u8>, what: &str) -> Result<Box<RawValue>, ErrorObjectOwned> {
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ErrorObjectOwned::owned(-32603, format!("{what} is not UTF-8"), None::<()>))?;
+    raw(text)
+}
+
 impl Rpc {
-    async fn history(
-        &self,
-        req: ImageRequest<'_>,
-        level: Option<u64>,
-        strict: bool,
-    ) -> Result<Box<RawValue>, Error> {
-        let options = history::Options { strict };
+    /// Serves whatever service `live` holds at each call.
+    pub fn new(live: Arc<Live>) -> Rpc {
+        Rpc { live }
+    }
+
+    /// The methods, for any transport: `getHistory`, `getManifest`, `getLabels`, `getOrigin`,
+    /// `getConfig`, `getPlatforms`, `getDigest` and `rpc.discover`.
+    pub fn into_rpc(self) -> RpcModule<Rpc> {
+        let mut module = RpcModule::new(self);
+        let image_methods: [(&'static str, Action); 5] = [
+            ("getManifest", Action::Manifest),
+            ("getLabels", Action::Labels),
+            ("getOrigin", Action::Origin),
+            ("getConfig", Action::Config),
+            (
+                "getHistory",
+                Action::History {
+                    level: None,
+                    strict: false,
+                },
+            ),
+        ];
+        for (name, action) in image_methods {
+            let registered = module.register_async_method(name, move |params, rpc, _| async move {
+                let call = match action {
+                    Action::History { .. } => {
+                        let p: HistoryParams = params::parse(&params, HISTORY)?;
+                        let action = Action::History {
+                            level: p.level,
+                            strict: p.strict.unwrap_or(false),
+                        };
+                        p.image.into_call(action)?
+                    }
+                    _ => params::parse::<ImageParams>(&params, IMAGE)?.into_call(action)?,
+                };
+                rpc.result(call).await
+            });
+            registered.unwrap_or_else(|e| unreachable!("each name once: {e}"));
+        }
+        for (name, action) in [
+            ("getPlatforms", Action::Platforms),
+            ("getDigest", Action::Digest),
+        ] {
+            let registered = module.register_async_method(name, move |params, rpc, _| async move {
+                let p: ReferenceParams = params::parse(&params, REFERENCE)?;
+                let call = Call {
+                    action,
+                    reference: reference(p.reference, p.tag)?,
+                    account: p.account,
+                    repository: p.repository,
+                    platform: None,
+                    digest: None,
+                    signed_by: None,
+                };
+                rpc.result(call).await
+            });
+            registered.unwrap_or_else(|e| unreachable!("each name once: {e}"));
+        }
+        module
+            .register_method("rpc.discover", |params, _, _| -> RpcResult<Box<RawValue>> {
+                params::parse::<serde_json::Map<String, serde_json::Value>>(&params, &[])?;
+                raw(OPENRPC.to_owned())
+            })
+            .unwrap_or_else(|e| unreachable!("each name once: {e}"));
+        module
+    }
+
+    /// A JSON-RPC method's result: the same answer as the REST route's, as one JSON value.
+    async fn result(&self, call: Call) -> RpcResult<Box<RawValue>> {
+        let action = call.action;
+        match action {
+            Action::Manifest => {
+                let m = self.manifest(request(&call)).await?;
+                let result = ManifestResult {
+                    digest: m.digest.to_string(),
+                    media_type: m.media_type,
+                    manifest: raw_bytes(m.bytes, "the manifest")?,
+                };
+                raw(serde_json::to_string(&result).map_err(|e| params::invalid(&e.to_string()))?)
+            }
+            _ => raw_bytes(self.answer_call(call).await?.into_bytes(), "the answer"),
+        }
+    }
+
+    /// What both wires answer; the JSON-RPC methods and the REST routes differ only in how they
+    /// take params and render results.
+    async fn answer_call(&self, call: Call) -> Result<Answer, Error> {
         let service = self.live.current();
-        Ok(match level {
-            Some(level) => service.history_level(req, level, options).await?.0,
-            None => service.history(req, options).await?.list.clone(),
+        let req = request(&call);
+        Ok(match call.action {
+            Action::History { level, strict } => {
+                let options = history::Options { strict };
+                let entry: Box<str> = match level {
+                    Some(level) => service.history_level(req, level, options).await?.0,
+                    None => service.history(req, options).await?.list.clone(),
+                }
+                .into();
+                Answer::Json(entry.into_string().into_bytes())
+            }
+            Action::Manifest => {
+                let m = self.manifest(req).await?;
+                Answer::Manifest {
+                    bytes: m.bytes,
+                    digest: m.digest.to_string(),
+                }
+            }
+            Action::Labels => Answer::Json(service.labels(req).await?.into_bytes()),
+            Action::Origin => {
+                let origin = service.origin(req).await?;
+                // Our own types always serialize.
+                Answer::Json(serde_json::to_vec(&*origin).unwrap_or_default())
+            }
+            Action::Config => Answer::Json(service.config(req).await?.bytes.to_vec()),
+            Action::Platforms => {
+                let platforms = service.platforms(req).await?;
+                Answer::Json(serde_json::to_vec(&platforms).unwrap_or_default())
+            }
+            Action::Digest => {
+                let digest = service.digest(req).await?;
+                Answer::Json(serde_json::to_vec(&digest).unwrap_or_default())
+            }
         })
     }
 
     async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
         self.live.current().manifest(req).await
-    }
-
-    async fn labels(&self, req: ImageRequest<'_>) -> Result<String, Error> {
-        self.live.current().labels(req).await
-    }
-
-    async fn origin(&self, req: ImageRequest<'_>) -> Result<String, Error> {
-        let origin = self.live.current().origin(req).await?;
-        // Our own types always serialize.
-        Ok(serde_json::to_string(&*origin).unwrap_or_default())
-    }
-}
-
-#[async_trait]
-impl DimsumApiServer for Rpc {
-    async fn get_history(
-        &self,
-        account: String,
-        repository: String,
-        reference_: Option<String>,
-        level: Option<u64>,
-        platform: Option<String>,
-        strict: Option<bool>,
-        tag: Option<String>,
-        digest: Option<String>,
-        signed_by: Option<String>,
-    ) -> RpcResult<Box<RawValue>> {
-        let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            &platform,
-            &digest,
-            &signed_by,
-        );
-        Ok(self.history(req, level, strict.unwrap_or(false)).await?)
-    }
-
-    async fn get_manifest(
-        &self,
-        account: String,
-        repository: String,
-        reference_: Option<String>,
-        platform: Option<String>,
-        tag: Option<String>,
-        digest: Option<String>,
-        signed_by: Option<String>,
-    ) -> RpcResult<ManifestResult> {
-        let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            &platform,
-            &digest,
-            &signed_by,
-        );
-        let m = self.manifest(req).await?;
-        let text = String::from_utf8(m.bytes)
-            .map_err(|_| ErrorObjectOwned::owned(-32603, "manifest is not UTF-8", None::<()>))?;
-        Ok(ManifestResult {
-            digest: m.digest.to_string(),
-            media_type: m.media_type,
-            manifest: raw(text)?,
-        })
-    }
-
-    async fn get_labels(
-        &self,
-        account: String,
-        repository: String,
-        reference_: Option<String>,
-        platform: Option<String>,
-        tag: Option<String>,
-        digest: Option<String>,
-        signed_by: Option<String>,
-    ) -> RpcResult<Box<RawValue>> {
-        let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            &platform,
-            &digest,
-            &signed_by,
-        );
-        raw(self.labels(req).await?)
-    }
-
-    async fn get_origin(
-        &self,
-        account: String,
-        repository: String,
-        reference_: Option<String>,
-        platform: Option<String>,
-        tag: Option<String>,
-        digest: Option<String>,
-        signed_by: Option<String>,
-    ) -> RpcResult<Box<RawValue>> {
-        let reference = reference(reference_, tag)?;
-        let req = image(
-            &account,
-            &repository,
-            &reference,
-            &platform,
-            &digest,
-            &signed_by,
-        );
-        raw(self.origin(req).await?)
-    }
-
-    fn discover(&self) -> RpcResult<Box<RawValue>> {
-        raw(OPENRPC.to_owned())
     }
 }
 
@@ -289,31 +258,7 @@ impl Backend for Rpc {
         call: Call,
     ) -> impl Future<Output = Result<Answer, ErrorObjectOwned>> + Send + 'static {
         let rpc = self.clone();
-        async move {
-            let req = image(
-                &call.account,
-                &call.repository,
-                &call.reference,
-                &call.platform,
-                &call.digest,
-                &call.signed_by,
-            );
-            Ok(match call.action {
-                Action::History { level, strict } => {
-                    let entry: Box<str> = rpc.history(req, level, strict).await?.into();
-                    Answer::Json(entry.into_string().into_bytes())
-                }
-                Action::Manifest => {
-                    let m = rpc.manifest(req).await?;
-                    Answer::Manifest {
-                        bytes: m.bytes,
-                        digest: m.digest.to_string(),
-                    }
-                }
-                Action::Labels => Answer::Json(rpc.labels(req).await?.into_bytes()),
-                Action::Origin => Answer::Json(rpc.origin(req).await?.into_bytes()),
-            })
-        }
+        async move { Ok(rpc.answer_call(call).await?) }
     }
 }
 

@@ -115,3 +115,90 @@ async fn errors_carry_code_name_and_status() {
     .await;
     assert_eq!(code, -32602, "a negative level is invalid params");
 }
+
+async fn invalid_params(method: &str, params: Value) -> String {
+    let raw = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (reply, _) = module()
+        .raw_json_request(&raw.to_string(), 1)
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_str(reply.get()).unwrap();
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    assert_eq!(
+        reply["error"]["data"],
+        serde_json::json!({"name": "invalid_params", "httpStatus": 400})
+    );
+    reply["error"]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn no_param_is_ignored() {
+    let image = |extra: Value| {
+        let mut p = serde_json::json!({"account": "dockerhub", "repository": "a", "tag": "b"});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    for method in [
+        "getHistory",
+        "getManifest",
+        "getLabels",
+        "getOrigin",
+        "getConfig",
+    ] {
+        let m = invalid_params(method, image(serde_json::json!({"signedby": "ci"}))).await;
+        assert!(
+            m.contains("unknown parameter \"signedby\" (did you mean \"signedBy\"?)"),
+            "{method}: {m}"
+        );
+        let m = invalid_params(method, image(serde_json::json!({"plaform": "linux/arm64"}))).await;
+        assert!(m.contains("did you mean \"platform\""), "{method}: {m}");
+    }
+    let m = invalid_params("getLabels", image(serde_json::json!({"level": 0}))).await;
+    assert!(m.contains("unknown parameter \"level\""), "{m}");
+    let m = invalid_params(
+        "getDigest",
+        image(serde_json::json!({"platform": "linux/amd64"})),
+    )
+    .await;
+    assert!(m.contains("unknown parameter \"platform\""), "{m}");
+    for (value, expected) in [
+        (
+            serde_json::json!({"strict": "true"}),
+            "strict must be true or false",
+        ),
+        (
+            serde_json::json!({"level": "0"}),
+            "level must be a non-negative integer",
+        ),
+        (
+            serde_json::json!({"level": -1}),
+            "level must be a non-negative integer",
+        ),
+        (
+            serde_json::json!({"level": 1.5}),
+            "level must be a non-negative integer",
+        ),
+        (
+            serde_json::json!({"signedBy": true}),
+            "signedBy must be a string",
+        ),
+    ] {
+        let m = invalid_params("getHistory", image(value.clone())).await;
+        assert!(m.contains(expected), "{value}: {m}");
+    }
+    let m = invalid_params(
+        "getLabels",
+        serde_json::json!(["dockerhub", "a", "b", null, null, null, null, "extra"]),
+    )
+    .await;
+    assert!(m.contains("8 positional params given"), "{m}");
+    let m = invalid_params(
+        "getLabels",
+        serde_json::json!({"repository": "a", "tag": "b"}),
+    )
+    .await;
+    assert!(m.contains("missing field `account`"), "{m}");
+    invalid_params("rpc.discover", serde_json::json!({"x": 1})).await;
+}

@@ -22,12 +22,14 @@ use crate::metrics::{CacheName, Metrics};
 use crate::registry::manifest::{self, Manifest};
 use crate::registry::{self, Client, Digest, Fetched, Platform, Reference, Repository};
 
+mod inspect;
 mod notice;
 mod origin;
 mod pin;
 mod tag;
 mod tier;
 
+pub use inspect::{ConfigAnswer, DigestAnswer, PlatformEntry};
 pub use notice::{AccountMatch, Applied};
 
 /// What to look up: an image in an account, optionally for a platform.
@@ -352,13 +354,7 @@ impl Dimsum {
             Manifest::Image { config, layers, .. } => (config, layers),
             Manifest::Index { .. } => unreachable!("resolve returns an image or schema1"),
         };
-        if !manifest::is_image_config(&config.media_type) {
-            return Err(Error::NotAnImage {
-                image,
-                media_type: config.media_type.clone(),
-            });
-        }
-        let blob = self.blob(p, &image, config).await?;
+        let blob = self.image_config(p, &image, config).await?;
         let built = history::build(&blob, layers, options).map_err(|source| Error::History {
             image: image.clone(),
             source,
@@ -532,7 +528,9 @@ impl Dimsum {
         };
         let top = self.cached_manifest(p, digest).await?;
         let Manifest::Index { manifests, .. } = &top.manifest else {
-            return Some(top);
+            // A platform asked of a single image is checked against its config on the way that
+            // can fail.
+            return p.platform.is_none().then_some(top);
         };
         let child = p
             .client
@@ -611,6 +609,7 @@ impl Dimsum {
         };
         let top = self.manifest_by_digest(p, &digest).await?;
         let Manifest::Index { manifests, .. } = &top.manifest else {
+            self.check_platform(p, &top).await?;
             return Ok(top);
         };
         let child = p

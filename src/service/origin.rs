@@ -43,7 +43,8 @@ impl Dimsum {
     /// that very image ([`verified`]), not look the tag up again: it may have moved meanwhile, to
     /// an image nobody checked. An unknown key is bad input.
     pub(super) async fn gate(&self, req: ImageRequest<'_>) -> Result<Option<Arc<Origin>>, Error> {
-        let Some(name) = req.signed_by else {
+        // Empty is none on every transport: Orca sends a blank stage parameter that way.
+        let Some(name) = req.signed_by.filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
         if !self.cosign_keys.iter().any(|k| k.name == name) {
@@ -123,10 +124,13 @@ impl Dimsum {
                     .map_err(|e| registry_error(&p.account.name, e))?;
                 (self.manifest_by_digest(p, &child).await?, Some(top))
             }
-            _ => (top, None),
+            _ => {
+                self.check_platform(p, &top).await?;
+                (top, None)
+            }
         };
         let name = format!("{}@{}", p.repository, image.digest);
-        let labels = self.labels_of(p, &name, &image).await?;
+        let (labels, created) = self.labels_of(p, &name, &image).await?;
         let index_raw = index.as_ref().map(|i| Raw::parse(&i.bytes));
         let provenance = match &index_raw {
             Some(raw) => self.provenance(p, &name, raw, &image.digest).await,
@@ -144,39 +148,33 @@ impl Dimsum {
                 .zip(index_raw)
                 .map(|(i, raw)| (i.digest.to_string(), raw)),
             labels,
+            created,
             provenance,
             signatures,
         }))
     }
 
-    /// The labels object of an image, as `labels` answers it.
+    /// The labels object of an image, as `labels` answers it, and its config's `created`.
     async fn labels_of(
         &self,
         p: &Parsed<'_>,
         name: &str,
         image: &Fetched,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, Option<String>), Error> {
         let history_error = |source| Error::History {
             image: name.to_owned(),
             source,
         };
-        match &image.manifest {
-            Manifest::Image { config, .. } => {
-                if !manifest::is_image_config(&config.media_type) {
-                    return Err(Error::NotAnImage {
-                        image: name.to_owned(),
-                        media_type: config.media_type.clone(),
-                    });
-                }
-                let blob = self.blob(p, name, config).await?;
-                history::labels(&blob).map_err(history_error)
-            }
+        let config = match &image.manifest {
+            Manifest::Image { config, .. } => self.image_config(p, name, config).await?,
             Manifest::Schema1 { history, .. } => match history.first() {
-                Some(top) => history::labels(top.as_bytes()).map_err(history_error),
-                None => Ok("{}".to_owned()),
+                Some(top) => Arc::new(top.as_bytes().to_vec()),
+                None => return Ok(("{}".to_owned(), None)),
             },
             Manifest::Index { .. } => unreachable!("an index entry is resolved to an image"),
-        }
+        };
+        let labels = history::labels(&config).map_err(history_error)?;
+        Ok((labels, created(&config)))
     }
 
     /// The SLSA provenance BuildKit attached to `image` in `index`. Best effort: an attestation
@@ -321,4 +319,13 @@ fn descriptor(raw: &crate::origin::raw::Descriptor) -> manifest::Descriptor {
         size: raw.size,
         platform: None,
     }
+}
+
+/// A config's top-level `created`, as written.
+fn created(config: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        created: Option<String>,
+    }
+    serde_json::from_slice::<Created>(config).ok()?.created
 }

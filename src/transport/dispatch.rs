@@ -121,6 +121,10 @@ pub(crate) async fn handle_message(methods: &Methods, text: &str) -> Option<Stri
 }
 
 pub(crate) fn error_reply(id: &str, code: i32, message: &str) -> String {
-    let message = serde_json::Value::from(message);
-    format!(r#"{{"jsonrpc":"2.0","error":{{"code":{code},"message":{message}}},"id":{id}}}"#)
+    let error = serde_json::json!({
+        "code": code,
+        "message": message,
+        "data": {"name": dimsum_rest::codes::rpc_name(code), "httpStatus": 400},
+    });
+    format!(r#"{{"jsonrpc":"2.0","error":{error},"id":{id}}}"#)
 }

@@ -25,7 +25,7 @@ use super::events::EventsLayer;
 use super::front::FrontLayer;
 use crate::config::ServerLimits;
 use crate::reload::Live;
-use crate::rpc::{DimsumApiServer as _, Rpc};
+use crate::rpc::Rpc;
 
 /// Serves on `listener` until `shutdown` resolves, then drains for at most `limits.drain`.
 pub async fn serve(

@@ -27,14 +27,14 @@ pub(crate) fn respond(
     response
 }
 
-/// `{"error":{"code","message"}}` with `status`: our own refusals, in the REST shim's format.
+/// `{"error":{"code","message","data"}}` with `status`: our own refusals, in the REST shim's
+/// format (`data` naming the code and status, as on every error).
 pub(crate) fn json_error(
     status: ::http::StatusCode,
     code: i32,
     message: &str,
 ) -> jsonrpsee::server::HttpResponse {
-    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
-    respond(status, "application/json", body)
+    dimsum_rest::layer::error(status, code, message, None, None)
 }
 
 /// Our JSON error with one more header: `Allow` on a 405, `WWW-Authenticate` on a 401,
