@@ -20,14 +20,17 @@ Examples:
   dimsum --config clouddriver.yml config check             # validate, list accounts (secrets redacted)
   dimsum completions bash > /etc/bash_completion.d/dimsum
 
-Every flag also reads an environment variable: DIMSUM_CONFIG (files separated by ':'),
-DIMSUM_CACHE_DIR, DIMSUM_NO_DISK_CACHE, DIMSUM_LISTEN, DIMSUM_LOG_FORMAT, DIMSUM_LOG_LEVEL,
-DIMSUM_MAX_LINE_BYTES.
+These flags also read an environment variable (the flag wins): --config DIMSUM_CONFIG (files
+separated by ':'), --profiles SPRING_PROFILES_ACTIVE, --cache-dir DIMSUM_CACHE_DIR,
+--no-disk-cache DIMSUM_NO_DISK_CACHE, --log-format DIMSUM_LOG_FORMAT, --log-level DIMSUM_LOG_LEVEL
+(then RUST_LOG), serve --listen DIMSUM_LISTEN, stdio --max-line-bytes DIMSUM_MAX_LINE_BYTES.
 
-Exit status: 0 ok, 1 internal error, 2 bad input, 3 configuration error or unknown account,
-4 not found (repository, tag, platform, level), 5 credentials refused or unusable,
-6 registry unavailable, rate-limited or timed out, 7 registry sent something unusable,
-8 the trigger's digest is not the tag's image any more, 9 not signed by the --signed-by key.
+Exit status: 0 ok, 1 internal error, 2 bad input (an unknown flag, a malformed value),
+3 configuration error, unknown account, or an account whose credentials can never be produced,
+4 not found (repository, tag, platform, level), 5 credentials refused by the registry,
+6 transient: registry unavailable, rate-limited, timed out or garbled (worth retrying; nothing
+else is), 7 not an image, unconvertible or too large, 8 the trigger's digest is not the tag's
+image any more, 9 not signed by the --signed-by key.
 
 Documentation (in the repository): README.md starts here; docs/api.md (commands, REST, JSON-RPC,
 errors, exit status), docs/configuration.md (accounts, every dimsum: key), docs/registries.md,
@@ -50,10 +53,16 @@ pub struct Cli {
     )]
     pub config: Vec<PathBuf>,
 
+    /// Active Spring profiles, comma-separated: a YAML document with
+    /// `spring.config.activate.on-profile` applies only when its profile is active, as Clouddriver
+    /// reads it.
+    #[arg(long, global = true, env = "SPRING_PROFILES_ACTIVE")]
+    pub profiles: Option<String>,
+
     /// Where manifests and configs are also kept across runs (by digest, checked on every read;
-    /// tags are always revalidated). Default for history, manifest and labels:
-    /// $XDG_CACHE_HOME/dimsum, else ~/.cache/dimsum; serve and stdio keep theirs in memory
-    /// unless this is given.
+    /// tags are always revalidated). Default for the one-shot commands (history, manifest,
+    /// labels, origin, image-config, platforms, digest): $XDG_CACHE_HOME/dimsum, else
+    /// ~/.cache/dimsum; serve and stdio keep theirs in memory unless this is given.
     #[arg(long, global = true, env = "DIMSUM_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -291,6 +300,44 @@ pub fn cache_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `--flag VAR` pair the help promises is what clap reads, and no flag reads a variable
+    /// the help does not name.
+    #[test]
+    fn the_environment_variables_the_help_names_are_read() {
+        use clap::CommandFactory as _;
+        let promised = EXAMPLES
+            .split_once("These flags also read")
+            .unwrap()
+            .1
+            .split_once("\n\n")
+            .unwrap()
+            .0;
+        let words: Vec<&str> = promised
+            .split(|c: char| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '.'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut pairs: Vec<(String, String)> = words
+            .windows(2)
+            .filter(|w| {
+                w[0].starts_with("--") && w[1].chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+            .map(|w| (w[0].trim_start_matches("--").to_owned(), w[1].to_owned()))
+            .collect();
+        pairs.sort();
+        let root = Cli::command();
+        let mut read: Vec<(String, String)> = std::iter::once(&root)
+            .chain(root.get_subcommands())
+            .flat_map(|c| c.get_arguments())
+            .filter_map(|a| {
+                let env = a.get_env()?.to_str()?.to_owned();
+                Some((a.get_long()?.to_owned(), env))
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        assert_eq!(pairs, read);
+    }
 
     #[test]
     fn cache_dir_given_xdg_home_or_none() {

@@ -38,6 +38,8 @@ pub struct Config {
     pub accounts: BTreeMap<String, Account>,
     /// dimsum's own settings.
     pub settings: Settings,
+    /// `dockerRegistry.enabled` (false: no account is read, as Clouddriver reads none).
+    pub enabled: bool,
 }
 
 /// One usable (or knowingly unusable) account.
@@ -102,8 +104,40 @@ pub enum Error {
         source: std::io::Error,
     },
     /// One or more problems, each naming file, account and field.
-    #[error("{}", .0.join("\n"))]
+    #[error("{}", listed(.0))]
     Invalid(Vec<String>),
+}
+
+/// Where the configuration comes from: files in order, and the Spring profiles that decide which
+/// of their documents apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// The files, in order (none: the built-in account, nothing to reload).
+    pub paths: Vec<PathBuf>,
+    /// Active profiles, comma-separated (`--profiles`); `None`: `SPRING_PROFILES_ACTIVE` as the
+    /// process has it at each load.
+    pub profiles: Option<String>,
+}
+
+impl From<Vec<PathBuf>> for Sources {
+    fn from(paths: Vec<PathBuf>) -> Sources {
+        Sources {
+            paths,
+            profiles: None,
+        }
+    }
+}
+
+/// One problem as it is, several as a count and an indented list.
+fn listed(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => format!(
+            "{} configuration problems:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        ),
+    }
 }
 
 /// One file's contribution, before merging.
@@ -131,56 +165,29 @@ impl Layer {
             name: name.to_owned(),
             ..Layer::default()
         };
-        let mut root: Value = match serde_yaml::from_str(&text) {
-            Ok(Value::Null) => return Ok(layer),
-            Ok(v) => v,
-            Err(e) => return Err(Error::Invalid(vec![format!("{name}: not valid YAML: {e}")])),
-        };
-        resolve_placeholders(&mut root, env, &mut |p| {
-            layer.problems.push(format!("{name}: {p}"))
-        });
-        let Value::Mapping(root) = root else {
-            return Err(Error::Invalid(vec![format!(
-                "{name}: the top level must be a mapping"
-            )]));
-        };
-        if let Some(section) = root.get("dimsum") {
-            match section {
-                Value::Mapping(m) => layer.settings = m.clone(),
-                Value::Null => {}
-                _ => layer
-                    .problems
-                    .push(format!("{name}: dimsum: must be a mapping")),
-            }
-        }
-        let registry = root
-            .get("dockerRegistry")
-            .or_else(|| root.get("docker-registry"));
-        let Some(Value::Mapping(registry)) = registry else {
-            return Ok(layer);
-        };
-        layer.enabled = registry.get("enabled").and_then(|v| match v {
-            Value::Bool(b) => Some(*b),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        });
-        match registry.get("accounts") {
-            None | Some(Value::Null) => {}
-            Some(Value::Sequence(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item.get("name").and_then(Value::as_str).map(str::trim) {
-                        Some(n) if !n.is_empty() => {
-                            layer.accounts.push((n.to_owned(), item.clone()))
-                        }
-                        _ => layer
-                            .problems
-                            .push(format!("{name}: accounts[{i}]: name: missing")),
+        let active = profiles::active(env("SPRING_PROFILES_ACTIVE"));
+        for (i, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+            // Spring reads a file's documents in order, later ones overriding earlier ones.
+            let at = match i {
+                0 => name.to_owned(),
+                i => format!("{name} (document {})", i + 1),
+            };
+            let root = match Value::deserialize(document) {
+                Ok(Value::Null) => continue,
+                Ok(v) => v,
+                Err(e) => return Err(Error::Invalid(vec![format!("{at}: not valid YAML: {e}")])),
+            };
+            if let Some(condition) = profiles::condition(&root) {
+                match profiles::holds(condition, &active) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        layer.problems.push(format!("{at}: spring: {e}"));
+                        continue;
                     }
                 }
             }
-            Some(_) => layer
-                .problems
-                .push(format!("{name}: dockerRegistry.accounts must be a list")),
+            layer.read_document(&at, root, env);
         }
         let mut seen = std::collections::HashSet::new();
         for (account, _) in &layer.accounts {
@@ -191,6 +198,63 @@ impl Layer {
             }
         }
         Ok(layer)
+    }
+
+    /// Adds one applying document: `dimsum:` merged key by key into what came before, and
+    /// `dockerRegistry.accounts` replacing the earlier list whole, as Spring replaces lists.
+    fn read_document(&mut self, at: &str, mut root: Value, env: &dyn Fn(&str) -> Option<String>) {
+        let problems = &mut self.problems;
+        resolve_placeholders(&mut root, env, &mut |p| problems.push(format!("{at}: {p}")));
+        let Value::Mapping(root) = root else {
+            self.problems
+                .push(format!("{at}: the top level must be a mapping"));
+            return;
+        };
+        if let Some(section) = root.get("dimsum") {
+            match section {
+                Value::Mapping(m) => merge(&mut self.settings, m.clone()),
+                Value::Null => {}
+                _ => self
+                    .problems
+                    .push(format!("{at}: dimsum: must be a mapping")),
+            }
+        }
+        let registry = root
+            .get("dockerRegistry")
+            .or_else(|| root.get("docker-registry"));
+        let Some(Value::Mapping(registry)) = registry else {
+            return;
+        };
+        match registry.get("enabled") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => self.enabled = Some(*b),
+            Some(other) => match other.as_str().map(str::trim) {
+                Some("true") => self.enabled = Some(true),
+                Some("false") => self.enabled = Some(false),
+                _ => self.problems.push(format!(
+                    "{at}: dockerRegistry.enabled: expected true or false, got {other:?}"
+                )),
+            },
+        }
+        match registry.get("accounts") {
+            None | Some(Value::Null) => {}
+            Some(Value::Sequence(items)) => {
+                self.accounts.clear();
+                for (i, item) in items.iter().enumerate() {
+                    match item.get("name").and_then(Value::as_str).map(str::trim) {
+                        Some(n) if !n.is_empty() => {
+                            self.accounts.push((n.to_owned(), item.clone()))
+                        }
+                        _ => self
+                            .problems
+                            .push(format!("{at}: accounts[{i}]: name: missing")),
+                    }
+                }
+            }
+            Some(_) => self
+                .problems
+                .push(format!("{at}: dockerRegistry.accounts must be a list")),
+        }
     }
 
     /// Reads and parses a file.
@@ -219,24 +283,16 @@ impl Config {
             if let Some(e) = layer.enabled {
                 enabled = e;
             }
-            for (k, v) in layer.settings {
-                settings.insert(k, v);
-            }
+            merge(&mut settings, layer.settings);
             for (name, value) in layer.accounts {
                 accounts.insert(name, (layer.name.clone(), value));
             }
         }
-        let settings = match serde_yaml::from_value::<RawSettings>(Value::Mapping(settings)) {
-            Ok(raw) => raw.validate(&mut problems),
-            Err(e) => {
-                problems.push(format!("dimsum: {e}"));
-                Settings::default()
-            }
-        };
+        let settings = RawSettings::read(settings, &mut problems).validate(&mut problems);
         let mut valid = BTreeMap::new();
         if enabled {
             for (name, (file, value)) in accounts {
-                match Account::validate(&name, value) {
+                match Account::validate(&file, &name, value) {
                     Ok(account) => {
                         valid.insert(name, account);
                     }
@@ -247,20 +303,44 @@ impl Config {
                 }
             }
         }
+        if let Some(triggers) = &settings.triggers {
+            for name in &triggers.accounts {
+                if !valid.contains_key(name) {
+                    let known: Vec<&str> = valid.keys().map(String::as_str).collect();
+                    let hint = dimsum_rest::params::closest(name, &known)
+                        .map(|k| format!(" (did you mean {k:?}?)"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "dimsum.triggers.accounts: {name:?} is no configured account{hint}; nothing from it could ever fire"
+                    ));
+                }
+            }
+        }
         if problems.is_empty() {
             Ok(Config {
                 accounts: valid,
                 settings,
+                enabled,
             })
         } else {
             Err(Error::Invalid(problems))
         }
     }
 
-    /// Loads `paths` in order, resolving placeholders from the process environment.
+    /// Loads `paths` in order, resolving placeholders (and the active Spring profiles) from the
+    /// process environment.
     pub fn from_paths(paths: &[PathBuf]) -> Result<Config, Error> {
-        let env = |k: &str| std::env::var(k).ok();
-        let layers = paths
+        Config::from_sources(&Sources::from(paths.to_vec()))
+    }
+
+    /// Loads the files of `sources` in order with its profiles.
+    pub fn from_sources(sources: &Sources) -> Result<Config, Error> {
+        let env = |k: &str| match (k, &sources.profiles) {
+            ("SPRING_PROFILES_ACTIVE", Some(profiles)) => Some(profiles.clone()),
+            _ => std::env::var(k).ok(),
+        };
+        let layers = sources
+            .paths
             .iter()
             .map(|p| Layer::from_path(p, &env))
             .collect::<Result<Vec<_>, _>>()?;
@@ -283,12 +363,13 @@ impl Config {
         Config {
             accounts: BTreeMap::from([(DEFAULT_ACCOUNT.to_owned(), account)]),
             settings: Settings::default(),
+            enabled: true,
         }
     }
 }
 
 impl Account {
-    fn validate(name: &str, value: Value) -> Result<Account, Vec<String>> {
+    fn validate(file: &str, name: &str, value: Value) -> Result<Account, Vec<String>> {
         let raw: RawAccount = serde_yaml::from_value(value).map_err(|e| vec![e.to_string()])?;
         let mut errors = Vec::new();
         let mut unusable = None;
@@ -300,7 +381,7 @@ impl Account {
             Some(a) => match parse_address(a) {
                 Ok(url) => Some(url),
                 Err(e) => {
-                    errors.push(format!("address {a:?}: {e}"));
+                    errors.push(format!("address {:?}: {e}", without_userinfo(a)));
                     None
                 }
             },
@@ -329,7 +410,7 @@ impl Account {
         ] {
             if value.as_deref().is_some_and(is_secret_reference) {
                 unusable = Some(format!(
-                    "{field} is a Spinnaker secret reference (encrypted:…), which dimsum cannot resolve; \
+                    "{file}: {field} is a Spinnaker secret reference (encrypted:…), which dimsum cannot resolve; \
                      write the secret to a file and use passwordFile instead (docs/configuration.md)"
                 ));
             }
@@ -383,6 +464,19 @@ impl Account {
     }
 }
 
+/// Spring's merge of one property source over another: mappings key by key, all the way down;
+/// anything else (a scalar, a list) replaced whole.
+fn merge(into: &mut serde_yaml::Mapping, over: serde_yaml::Mapping) {
+    for (key, value) in over {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Mapping(inner)), Value::Mapping(over)) => merge(inner, over),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
 fn is_secret_reference(s: &str) -> bool {
     s.starts_with("encrypted:") || s.starts_with("encryptedFile:")
 }
@@ -393,6 +487,19 @@ fn io_message(e: &std::io::Error) -> String {
     match text.find(" (os error") {
         Some(i) => text[..i].to_owned(),
         None => text,
+    }
+}
+
+/// `address` with any `user:password@` replaced, so a refusal never prints the password back.
+fn without_userinfo(address: &str) -> String {
+    let (scheme, rest) = match address.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), address),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}<redacted>@{}", &rest[at + 1..]),
+        None => address.to_owned(),
     }
 }
 
@@ -501,69 +608,16 @@ fn flex_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     }
 }
 
+mod check;
+mod profiles;
+mod scalar;
 mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use check::describe;
 use settings::RawSettings;
 pub use settings::{
     CacheSettings, DEFAULT_EVENTS_QUIET, Events, LIVE, RedisSettings, ServerLimits, Settings,
     Triggers,
 };
-
-/// A human-readable account list for `dimsum config check`, secrets redacted.
-pub fn describe(config: &Config) -> String {
-    use std::fmt::Write as _;
-    let mut out = format!(
-        "configuration is valid: {} accounts\n",
-        config.accounts.len()
-    );
-    for a in config.accounts.values() {
-        let password = match &a.credentials.password {
-            PasswordSource::None => "none".to_owned(),
-            PasswordSource::Plain(_) => "password <redacted>".to_owned(),
-            PasswordSource::File(p) => format!("passwordFile {}", p.display()),
-            PasswordSource::Command(_) => "passwordCommand <redacted>".to_owned(),
-        };
-        let _ = write!(
-            out,
-            "  {}: {} user={} password={} insecureRegistry={} clientTimeoutMillis={}",
-            a.name,
-            a.endpoint.address,
-            a.credentials.username.as_deref().unwrap_or("-"),
-            password,
-            a.endpoint.insecure,
-            a.endpoint.timeout.as_millis()
-        );
-        if let Some(why) = &a.unusable {
-            let _ = write!(out, " UNUSABLE: {why}");
-        }
-        out.push('\n');
-    }
-    let s = &config.settings;
-    let _ = writeln!(
-        out,
-        "  dimsum: callTimeoutMillis={} cache.maxBytes={} cache.tagTtlSeconds={} auth.tokenFile={} events={} redis={}",
-        s.call_timeout.as_millis(),
-        s.cache.max_bytes,
-        s.cache.tag_ttl.as_secs(),
-        if s.api_token.is_some() {
-            "set"
-        } else {
-            "unset"
-        },
-        match &s.events {
-            Some(e) => format!(
-                "on (prefetch={} quietSeconds={})",
-                e.prefetch,
-                e.quiet.as_secs()
-            ),
-            None => "off".to_owned(),
-        },
-        match &s.redis {
-            Some(r) => format!("{} (keyPrefix={})", r.url, r.key_prefix),
-            None => "off".to_owned(),
-        }
-    );
-    out
-}

@@ -40,33 +40,45 @@ pub enum Error {
         source: registry::Error,
     },
     /// The config blob cannot be converted.
-    #[error("{image}: {source}")]
+    #[error("account {account:?}: {image}: {source}")]
     History {
-        /// `repository@digest` of the image.
+        /// The account.
+        account: String,
+        /// `repository@digest from host` of the image.
         image: String,
         /// The conversion error.
         #[source]
         source: history::Error,
     },
     /// The config blob is not an image config.
-    #[error("{image}: config media type {media_type:?} is not a container image config")]
+    #[error(
+        "account {account:?}: {image}: config media type {media_type:?} is not a container image config"
+    )]
     NotAnImage {
-        /// `repository@digest` of the image.
+        /// The account.
+        account: String,
+        /// `repository@digest from host` of the image.
         image: String,
         /// The config's media type.
         media_type: String,
     },
     /// A schema1 manifest asked for its config blob.
     #[error(
-        "{image} is a schema1 manifest, which has no config blob (its history level 0 holds the config)"
+        "account {account:?}: {image} is a schema1 manifest, which has no config blob (its history level 0 holds the config)"
     )]
     NoConfig {
-        /// `repository@digest` of the image.
+        /// The account.
+        account: String,
+        /// `repository@digest from host` of the image.
         image: String,
     },
     /// `level` is past the last entry.
-    #[error("level {level} is out of range: the image has {entries} history entries (levels 0 to {})", .entries.saturating_sub(1))]
+    #[error("account {account:?}: {image}: level {level} is out of range: the image has {entries} history entries (levels 0 to {})", .entries.saturating_sub(1))]
     LevelOutOfRange {
+        /// The account.
+        account: String,
+        /// `repository@digest from host` of the image.
+        image: String,
         /// The level asked for.
         level: u64,
         /// How many entries there are.

@@ -17,12 +17,24 @@ use dimsum::{Config, Dimsum, ImageRequest, history, transport};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dimsum: {e:#}");
+            say(format, tracing::Level::ERROR, &format!("{e:#}"));
             ExitCode::from(3)
         }
+    }
+}
+
+/// One line for the operator on stderr: `dimsum: …` in text, a log event in JSON (so every line
+/// on stderr is JSON with `--log-format json`), never both.
+fn say(format: LogFormat, level: tracing::Level, message: &str) {
+    match (format, level) {
+        (LogFormat::Text, _) => eprintln!("dimsum: {message}"),
+        (LogFormat::Json, tracing::Level::ERROR) => tracing::error!("{message}"),
+        (LogFormat::Json, tracing::Level::WARN) => tracing::warn!("{message}"),
+        (LogFormat::Json, _) => tracing::info!("{message}"),
     }
 }
 
@@ -59,12 +71,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let exe = std::env::current_exe().ok();
     let (config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
-        ConfigSource::Files(paths) => (Config::from_paths(&paths)?, paths),
+        ConfigSource::Files(paths) => {
+            let sources = dimsum::config::Sources {
+                paths,
+                profiles: cli.profiles.clone(),
+            };
+            (Config::from_sources(&sources)?, sources)
+        }
         ConfigSource::Builtin => {
-            eprintln!(
-                "dimsum: no configuration given and no config.yaml found; using the built-in anonymous Docker Hub account \"dockerhub\""
+            say(
+                cli.log_format,
+                tracing::Level::WARN,
+                "no configuration given and no config.yaml found; using the built-in anonymous Docker Hub account \"dockerhub\"",
             );
-            (Config::builtin(), Vec::new())
+            (Config::builtin(), dimsum::config::Sources::default())
         }
     };
     if let Command::Config {
@@ -72,7 +92,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } = cli.command
     {
         print!("{}", dimsum::config::describe(&config));
-        return Ok(ExitCode::SUCCESS);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let problems = runtime.block_on(config.problems());
+        if problems.is_empty() {
+            println!("configuration is valid: {} accounts", config.accounts.len());
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("configuration has {} problems:", problems.len());
+        for p in &problems {
+            println!("  {p}");
+        }
+        return Ok(ExitCode::from(3));
     }
     let disk = match cli.no_disk_cache {
         true => None,
@@ -93,12 +125,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { listen } => {
             let listener = std::net::TcpListener::bind(listen)
                 .with_context(|| format!("listening on {listen}"))?;
-            eprintln!("dimsum: listening on {}", listener.local_addr()?);
+            say(
+                cli.log_format,
+                tracing::Level::INFO,
+                &format!("listening on {}", listener.local_addr()?),
+            );
+            for problem in config.known_problems() {
+                tracing::warn!("configuration: {problem}");
+            }
             let limits = config.settings.server.clone();
             if config.settings.api_token.is_none() && !listen.ip().is_loopback() {
-                tracing::warn!(%listen, "serving beyond loopback without authentication");
-                eprintln!(
-                    "dimsum: WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile (docs/security.md)"
+                say(
+                    cli.log_format,
+                    tracing::Level::WARN,
+                    &format!(
+                        "WARNING: listening on {listen} without authentication: anyone who can reach this port can read every configured registry through dimsum's credentials; set dimsum.auth.tokenFile (docs/security.md)"
+                    ),
                 );
             }
             multi_thread()?.block_on(async {
@@ -133,7 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             let service = Dimsum::with_shared(&config, disk, metrics);
-            Ok(runtime.block_on(one_shot(&service, command)))
+            Ok(runtime.block_on(one_shot(&service, command, cli.log_format)))
         }
     }
 }
@@ -160,8 +202,15 @@ fn reference(r: &ReferenceArgs) -> ImageRequest<'_> {
     }
 }
 
+/// Writes the answer to stdout; a write that fails (a full disk, a closed pipe) is an error.
+fn write_out(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
 /// Runs one CLI command and prints exactly the bytes the REST shim sends for it.
-async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
+async fn one_shot(service: &Dimsum, command: Command, format: LogFormat) -> ExitCode {
     let result = match &command {
         Command::History {
             image,
@@ -205,15 +254,19 @@ async fn one_shot(service: &Dimsum, command: Command) -> ExitCode {
         }
     };
     match result {
-        Ok(bytes) => {
-            let mut out = std::io::stdout().lock();
-            if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
-                return ExitCode::from(1);
+        Ok(bytes) => match write_out(&bytes) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                say(
+                    format,
+                    tracing::Level::ERROR,
+                    &format!("cannot write the answer to stdout: {e}"),
+                );
+                ExitCode::from(1)
             }
-            ExitCode::SUCCESS
-        }
+        },
         Err(e) => {
-            eprintln!("dimsum: {e}");
+            say(format, tracing::Level::ERROR, &e.to_string());
             ExitCode::from(dimsum::error::exit_status(e.code()))
         }
     }

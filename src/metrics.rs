@@ -2,6 +2,11 @@
 //! registry so tests can read them and `/metrics` can expose them.
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+
+/// A duration in milliseconds to a hundredth, for logs: `0.09`, not `0.09210700000000001`.
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -44,6 +49,18 @@ pub enum CacheName {
     negative,
     /// The shared tier: the disk (one-shot CLI) or Redis.
     shared,
+}
+
+impl CacheName {
+    /// The name as the metric's label writes it.
+    fn label(self) -> &'static str {
+        match self {
+            CacheName::tag => "tag",
+            CacheName::content => "content",
+            CacheName::negative => "negative",
+            CacheName::shared => "shared",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -332,6 +349,7 @@ impl Metrics {
     /// Counts one cache lookup.
     pub fn cache(&self, cache: CacheName, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
+        tracing::debug!(cache = cache.label(), result, "cache");
         self.cache
             .get_or_create(&CacheLookup { cache, result })
             .inc();

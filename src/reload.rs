@@ -4,7 +4,6 @@
 //! credentials changed (or that were removed) is dropped, and so are their clients, tokens and
 //! connections.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +21,7 @@ pub struct Live {
     current: ArcSwap<Dimsum>,
     /// Who may call, reloaded with the rest.
     gates: ArcSwap<Gates>,
-    sources: Vec<PathBuf>,
+    sources: crate::config::Sources,
     /// `dimsum.triggers` as read at start (a reload does not change where pipelines are started).
     triggers: Option<crate::config::Triggers>,
 }
@@ -69,11 +68,15 @@ pub enum EventsAccess {
 impl Live {
     /// Serves `service` for the callers `settings` admit (its API and events tokens); `sources`
     /// are re-read on reload (none: the built-in default, fixed).
-    pub fn new(service: Dimsum, settings: &Settings, sources: Vec<PathBuf>) -> Live {
+    pub fn new(
+        service: Dimsum,
+        settings: &Settings,
+        sources: impl Into<crate::config::Sources>,
+    ) -> Live {
         Live {
             current: ArcSwap::from_pointee(service),
             gates: ArcSwap::from_pointee(Gates::of(settings)),
-            sources,
+            sources: sources.into(),
             triggers: settings.triggers.clone(),
         }
     }
@@ -112,7 +115,7 @@ impl Live {
     /// Loads the files again and swaps the new service in, or keeps the old one.
     pub fn reload(&self) -> Result<usize, crate::config::Error> {
         let metrics = self.current().metrics().clone();
-        let result = Config::from_paths(&self.sources).map(|config| {
+        let result = Config::from_sources(&self.sources).map(|config| {
             let next = self.current().reconfigured(&config);
             (next, Gates::of(&config.settings))
         });
@@ -138,7 +141,7 @@ impl Live {
         config: &Config,
         disk: Option<crate::cache::SharedTier>,
         metrics: Arc<crate::metrics::Metrics>,
-        sources: Vec<PathBuf>,
+        sources: impl Into<crate::config::Sources>,
     ) -> Arc<Live> {
         let shared = match &config.settings.redis {
             Some(redis) => Some(crate::cache::SharedTier::redis(redis, metrics.clone())),
@@ -168,7 +171,7 @@ impl Live {
 
     /// Reloads on SIGHUP and whenever a configuration file changes, until `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        if self.sources.is_empty() {
+        if self.sources.paths.is_empty() {
             return shutdown.await;
         }
         #[cfg(unix)]
@@ -198,16 +201,13 @@ impl Live {
                 }
             };
             match self.reload() {
+                // Once each, through the log (JSON when the log is).
                 Ok(accounts) => {
                     tracing::info!(accounts, "configuration reloaded ({why})");
-                    eprintln!("dimsum: configuration reloaded ({why}): {accounts} accounts");
                 }
                 Err(e) => {
                     tracing::error!(
-                        "configuration not reloaded ({why}); keeping the previous one: {e}"
-                    );
-                    eprintln!(
-                        "dimsum: configuration not reloaded ({why}); keeping the previous one: {}",
+                        "configuration not reloaded ({why}); keeping the previous one: {}",
                         one_line(&e)
                     );
                 }
@@ -219,6 +219,7 @@ impl Live {
     /// updates swap them).
     fn fingerprint(&self) -> Vec<Option<(SystemTime, u64)>> {
         self.sources
+            .paths
             .iter()
             .map(|p| {
                 std::fs::metadata(p)

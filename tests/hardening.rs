@@ -391,7 +391,7 @@ async fn bad_input_corpus() {
     let configs: Vec<(String, &str)> = vec![
         ("dockerRegistry: [1".into(), "not valid YAML"),
         ("- a\n- b\n".into(), "top level must be a mapping"),
-        ("dimsum:\n  cacheSize: 1\n".into(), "unknown field `cacheSize`"),
+        ("dimsum:\n  cacheSize: 1\n".into(), "dimsum.cacheSize: unknown key"),
         ("dimsum:\n  cache:\n    ttl: 1\n".into(), "unknown field `ttl`"),
         ("dockerRegistry:\n  accounts: 7\n".into(), "must be a list"),
         ("dockerRegistry:\n  accounts:\n  - {name: a, address: h}\n  - {name: a, address: h}\n".into(), "defined twice"),

@@ -33,12 +33,26 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next_line().await.unwrap().expect("dimsum exited");
+        // "dimsum: listening on A" in text; in JSON, an event whose message says so.
+        let listening = |line: &str| {
             if let Some(a) = line.strip_prefix("dimsum: listening on ") {
-                break a.to_owned();
+                return Some(a.to_owned());
+            }
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let message = v["fields"]["message"].as_str()?;
+            message.strip_prefix("listening on ").map(str::to_owned)
+        };
+        let find = async {
+            loop {
+                let line = lines.next_line().await.unwrap().expect("dimsum exited");
+                if let Some(a) = listening(&line) {
+                    break a;
+                }
             }
         };
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(30), find)
+            .await
+            .expect("no listening line within 30 s");
         Server { child, addr, lines }
     }
 
@@ -153,6 +167,128 @@ async fn metrics_move_under_load() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
+}
+
+/// With `--log-format json --log-level debug`: every stderr line is JSON, each registry request
+/// and cache decision is a line carrying the request id, errors carry it too, durations are
+/// numbers to a hundredth, and nothing is printed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_an_operator_can_use() {
+    let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
+    {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode("ci:pa55word");
+        Pusher::new(&registry.url(), Some(format!("Basic {basic}")))
+            .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{}\", username: ci, password: pa55word}}\n",
+            registry.url()
+        ),
+    )
+    .unwrap();
+    let mut server = Server::start(&cfg, &["--log-format", "json", "--log-level", "debug"]).await;
+    let fetch = |path: &'static str, id: &'static str| {
+        http()
+            .get(format!("http://{}{path}", server.addr))
+            .header("x-request-id", id)
+            .send()
+    };
+    assert_eq!(
+        fetch("/local/team/app/v1/labels", "ok-1")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        fetch("/local/team/app/nope/labels", "missing-2")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // The second request's own "request" line comes after everything it caused.
+    let mut lines = Vec::new();
+    let read = async {
+        loop {
+            let line = server
+                .lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("dimsum exited");
+            let done = line.contains("missing-2") && line.contains("\"message\":\"request\"");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("no request line within 30 s");
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let id_of = |e: &serde_json::Value| e["span"]["request_id"].as_str().map(str::to_owned);
+    let registry_requests: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["fields"]["message"] == "registry request")
+        .collect();
+    assert!(
+        registry_requests.len() >= 3,
+        "manifest, blob, and the 404: {lines:#?}"
+    );
+    for e in &registry_requests {
+        let f = &e["fields"];
+        assert_eq!(f["account"], "local");
+        assert!(
+            f["url"].as_str().unwrap().starts_with(&registry.url()),
+            "{e}"
+        );
+        assert!(f["status"].is_u64() && f["method"].is_string(), "{e}");
+        let ms = f["ms"].as_f64().unwrap();
+        assert_eq!((ms * 100.0).round() / 100.0, ms, "a hundredth at most: {e}");
+        assert!(
+            id_of(e).is_some(),
+            "a registry request carries its request id: {e}"
+        );
+    }
+    assert!(
+        registry_requests
+            .iter()
+            .any(|e| id_of(e).as_deref() == Some("ok-1"))
+    );
+    assert!(
+        registry_requests
+            .iter()
+            .any(|e| id_of(e).as_deref() == Some("missing-2") && e["fields"]["status"] == 404),
+        "{lines:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["message"] == "cache" && id_of(e).is_some()),
+        "cache decisions: {lines:#?}"
+    );
+    let error = events
+        .iter()
+        .find(|e| e["fields"]["code"] == "not_found")
+        .unwrap_or_else(|| panic!("the error is logged: {lines:#?}"));
+    assert_eq!(id_of(error).as_deref(), Some("missing-2"), "{error}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("password") || l.contains("pa55word") || l.contains("Basic ")),
+        "no secret: {lines:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,18 @@
 use serde_json::{Value, json};
 
 use crate::harness::images::{LIST, OCI_INDEX, Pusher, SCHEMA2, VA, VA_LAYER, digest};
+use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::dimsum;
 use crate::harness::server::Served;
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
 
 async fn get(url: &str) -> (u16, Value, reqwest::header::HeaderMap) {
     let r = reqwest::Client::builder()
@@ -317,4 +327,134 @@ async fn config_platforms_and_digest_on_every_path() {
     // A schema1-less artifact has no config to give: refused, not an empty answer.
     let (status, body, _) = get(&format!("{}/local/team/nope/v1/digest", served.url)).await;
     assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_account_fails_fast_and_config_check_finds_it() {
+    // Basic auth: a lookup needs the password, so a failing passwordCommand is met at once.
+    let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
+    Pusher::new(&registry.url(), Some(basic("ci", "pa55word")))
+        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::harness::run::config(
+        dir.path(),
+        &format!(
+            "dockerRegistry:\n  accounts:\n  - {{name: vault, address: \"{0}\", username: ci, password: \"encrypted:vault!e:x!k:y\"}}\n  - {{name: cmd, address: \"{0}\", username: ci, passwordCommand: \"exit 7\"}}\n  - {{name: local, address: \"{0}\", username: ci, password: pa55word}}\n",
+            registry.url()
+        ),
+    );
+    let served = Served::start(&cfg);
+    for (account, needle) in [
+        ("vault", "password is a Spinnaker secret reference"),
+        ("cmd", "passwordCommand failed"),
+    ] {
+        let (status, body, _) = get(&format!("{}/{account}/team/app/v1/labels", served.url)).await;
+        assert_eq!(
+            status, 500,
+            "permanent, in the stage's failFastStatusCodes: {body}"
+        );
+        assert_eq!(body["error"]["data"]["name"], "account_unusable");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("account \"{account}\"")),
+            "{message}"
+        );
+        assert!(message.contains(needle), "{message}");
+        dimsum(Some(&cfg), &["labels", account, "team/app", "v1"], None)
+            .await
+            .fails(3, needle);
+    }
+    let (status, _, _) = get(&format!("{}/local/team/app/v1/labels", served.url)).await;
+    assert_eq!(status, 200, "the other accounts still work");
+    let out = dimsum(Some(&cfg), &["config", "check"], None).await;
+    let text = out.text();
+    assert_eq!(out.code, 3, "{text}");
+    assert!(text.contains("configuration has 2 problems:"), "{text}");
+    assert!(text.contains("account \"vault\": "), "{text}");
+    assert!(
+        text.contains("account \"cmd\": passwordCommand failed"),
+        "{text}"
+    );
+    // Hard problems are all listed at once too, with file and key.
+    let bad = crate::harness::run::config(
+        dir.path(),
+        "dimsum:\n  callTimeoutMillis: 0\n  cache: {maxBytes: lots}\ndockerRegistry:\n  accounts:\n  - {name: a}\n",
+    );
+    let out = dimsum(Some(&bad), &["config", "check"], None).await;
+    assert_eq!(out.code, 3);
+    for needle in [
+        "3 configuration problems:",
+        "dimsum.callTimeoutMillis: 0 is not allowed",
+        "dimsum.cache.maxBytes: expected a non-negative integer",
+        "account \"a\": address: missing",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_cannot_be_delivered_is_not_a_success() {
+    let (_registry, _dir, cfg) = crate::harness::open_world().await;
+    let run = |redirect: &str| {
+        let command = format!(
+            "{} --config {} labels local team/app v1 {redirect}",
+            env!("CARGO_BIN_EXE_dimsum"),
+            cfg.display()
+        );
+        async move {
+            tokio::process::Command::new("bash")
+                .arg("-c")
+                .arg(command)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    // A write that fails: exit 1 with the reason.
+    let out = run(">/dev/full").await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot write the answer to stdout"),
+        "{stderr}"
+    );
+    // `>&-`: the Rust runtime reopens a closed stdout on /dev/null before main, so this is
+    // `>/dev/null` (docs/api.md says so).
+    assert_eq!(run(">&-").await.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_document_applies_only_under_its_profile() {
+    let (registry, dir, _) = crate::harness::open_world().await;
+    let cfg = crate::harness::run::config(
+        dir.path(),
+        &format!(
+            "dockerRegistry:\n  accounts:\n  - {{name: local, address: \"http://127.0.0.1:9\"}}\n---\nspring:\n  config:\n    activate:\n      on-profile: test\ndockerRegistry:\n  accounts:\n  - {{name: local, address: \"{}\"}}\n",
+            registry.url()
+        ),
+    );
+    let labels = ["labels", "local", "team/app", "v1"];
+    dimsum(Some(&cfg), &labels, None)
+        .await
+        .fails(6, "127.0.0.1:9");
+    let mut with_flag = vec!["--profiles", "test"];
+    with_flag.extend(labels);
+    assert!(
+        dimsum(Some(&cfg), &with_flag, None)
+            .await
+            .ok()
+            .contains("abc123")
+    );
+    let out = crate::harness::run::dimsum_env(
+        Some(&cfg),
+        &labels,
+        None,
+        &[("SPRING_PROFILES_ACTIVE", std::ffi::OsStr::new("dev,test"))],
+    )
+    .await;
+    assert!(
+        out.ok().contains("abc123"),
+        "SPRING_PROFILES_ACTIVE as Clouddriver reads it"
+    );
 }

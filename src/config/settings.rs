@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::{DEFAULT_CALL_TIMEOUT, flex_bool, flex_u64, io_message};
+use super::scalar::Scalar;
+use super::{DEFAULT_CALL_TIMEOUT, io_message};
 use crate::credentials::Secret;
 use crate::origin::signature::CosignKey;
 use crate::registry::Limits;
@@ -163,42 +164,30 @@ impl Default for Settings {
     }
 }
 
-/// `dimsum:`; unknown keys are an error because they are ours.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// `dimsum:`; unknown keys are an error because they are ours ([`RawSettings::read`]).
+#[derive(Debug, Default)]
 pub(super) struct RawSettings {
     /// Bound on one whole call in milliseconds. Default 15000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    call_timeout_millis: Option<u64>,
+    call_timeout_millis: Scalar<u64>,
     /// Largest manifest accepted. Default 4 MiB.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_manifest_bytes: Option<u64>,
+    max_manifest_bytes: Scalar<u64>,
     /// Largest config blob accepted. Default 8 MiB.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_config_bytes: Option<u64>,
+    max_config_bytes: Scalar<u64>,
     /// Retries of a failed upstream request (connection errors, 429, 5xx). Default 2.
-    #[serde(default, deserialize_with = "flex_u64")]
-    retries: Option<u64>,
+    retries: Scalar<u64>,
     /// Cache sizes and lifetimes.
-    #[serde(default)]
     cache: RawCache,
     /// Authentication of callers of `serve`.
-    #[serde(default)]
     auth: RawAuth,
     /// Registry notifications (`POST /events`).
-    #[serde(default)]
     events: RawEvents,
     /// Connection and request bounds of `serve`.
-    #[serde(default)]
     server: RawServer,
     /// The shared tier (Spinnaker's Redis).
-    #[serde(default)]
     redis: Option<RawRedis>,
     /// Keys signatures are checked with.
-    #[serde(default)]
     trust: RawTrust,
     /// Pipelines started from registry pushes.
-    #[serde(default)]
     triggers: Option<RawTriggers>,
 }
 
@@ -226,15 +215,15 @@ struct RawTriggers {
     #[serde(default)]
     tags: Vec<String>,
     /// Seconds a delivery is retried through connection errors, 5xx and 429. Default 600.
-    #[serde(default, deserialize_with = "flex_u64")]
-    retry_seconds: Option<u64>,
+    #[serde(default)]
+    retry_seconds: Scalar<u64>,
     /// Pending deliveries held at most. Default 1024.
-    #[serde(default, deserialize_with = "flex_u64")]
-    queue: Option<u64>,
+    #[serde(default)]
+    queue: Scalar<u64>,
     /// Milliseconds a replica's hold on a delivery lasts unrenewed (with Redis); each POST to
     /// Gate is bounded by half of it (and by 10 s). Default 20000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    lease_millis: Option<u64>,
+    #[serde(default)]
+    lease_millis: Scalar<u64>,
 }
 
 /// `dimsum.trust`.
@@ -268,8 +257,8 @@ struct RawRedis {
     /// Prefix of every key and channel. Default `dimsum:`.
     key_prefix: Option<String>,
     /// Milliseconds one Redis command may take before it is given up. Default 200.
-    #[serde(default, deserialize_with = "flex_u64")]
-    timeout_millis: Option<u64>,
+    #[serde(default)]
+    timeout_millis: Scalar<u64>,
 }
 
 /// `dimsum.server`.
@@ -277,18 +266,18 @@ struct RawRedis {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawServer {
     /// Client sockets at once. Default 1024.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_connections: Option<u64>,
+    #[serde(default)]
+    max_connections: Scalar<u64>,
     /// Milliseconds for a request's headers to arrive, counted from the connection's start or
     /// the previous answer (so also the keep-alive idle limit). Default 10000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    header_timeout_millis: Option<u64>,
+    #[serde(default)]
+    header_timeout_millis: Scalar<u64>,
     /// Milliseconds for a JSON-RPC request's body to arrive. Default 10000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    body_timeout_millis: Option<u64>,
+    #[serde(default)]
+    body_timeout_millis: Scalar<u64>,
     /// Milliseconds for a whole request. Default 30000.
-    #[serde(default, deserialize_with = "flex_u64")]
-    request_timeout_millis: Option<u64>,
+    #[serde(default)]
+    request_timeout_millis: Scalar<u64>,
 }
 
 /// `dimsum.events`.
@@ -300,12 +289,12 @@ struct RawEvents {
     /// `/events` does not exist.
     token_file: Option<PathBuf>,
     /// Fetch a pushed tag's manifest, config and history at once. Default true.
-    #[serde(default, deserialize_with = "flex_bool")]
-    prefetch: Option<bool>,
+    #[serde(default)]
+    prefetch: Scalar<bool>,
     /// Seconds after an account's last event that its tags are still trusted for
     /// `cache.tagTtlSeconds`; after that, live revalidation (1 s). Default 600.
-    #[serde(default, deserialize_with = "flex_u64")]
-    quiet_seconds: Option<u64>,
+    #[serde(default)]
+    quiet_seconds: Scalar<u64>,
 }
 
 /// `dimsum.auth`.
@@ -322,31 +311,93 @@ struct RawAuth {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawCache {
     /// Upper bound on cached manifests, configs and histories, in bytes. Default 16 MiB.
-    #[serde(default, deserialize_with = "flex_u64")]
-    max_bytes: Option<u64>,
+    #[serde(default)]
+    max_bytes: Scalar<u64>,
     /// Seconds a tag → digest mapping is trusted before a HEAD revalidates it, counted from when
     /// the registry was asked. Default 1; 0 = revalidate on every lookup.
-    #[serde(default, deserialize_with = "flex_u64")]
-    tag_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    tag_ttl_seconds: Scalar<u64>,
     /// Seconds a not-found answer is remembered. Default 1; 0 = never.
-    #[serde(default, deserialize_with = "flex_u64")]
-    negative_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    negative_ttl_seconds: Scalar<u64>,
 }
 
 impl RawSettings {
+    /// Reads `dimsum:` one key at a time, so a problem in one section does not hide the others'.
+    pub(super) fn read(section: serde_yaml::Mapping, problems: &mut Vec<String>) -> RawSettings {
+        fn part<T: serde::de::DeserializeOwned + Default>(
+            key: &str,
+            value: serde_yaml::Value,
+            problems: &mut Vec<String>,
+        ) -> T {
+            serde_yaml::from_value(value).unwrap_or_else(|e| {
+                problems.push(format!("dimsum.{key}: {e}"));
+                T::default()
+            })
+        }
+        let mut raw = RawSettings::default();
+        for (key, value) in section {
+            let Some(key) = key.as_str().map(str::to_owned) else {
+                problems.push(format!("dimsum: {key:?} is not a key name"));
+                continue;
+            };
+            let p = &mut *problems;
+            match key.as_str() {
+                "callTimeoutMillis" => raw.call_timeout_millis = part(&key, value, p),
+                "maxManifestBytes" => raw.max_manifest_bytes = part(&key, value, p),
+                "maxConfigBytes" => raw.max_config_bytes = part(&key, value, p),
+                "retries" => raw.retries = part(&key, value, p),
+                "cache" => raw.cache = part(&key, value, p),
+                "auth" => raw.auth = part(&key, value, p),
+                "events" => raw.events = part(&key, value, p),
+                "server" => raw.server = part(&key, value, p),
+                "redis" => raw.redis = part(&key, value, p),
+                "trust" => raw.trust = part(&key, value, p),
+                "triggers" => raw.triggers = part(&key, value, p),
+                other => {
+                    let hint = dimsum_rest::params::closest(other, RawSettings::KEYS)
+                        .map(|k| format!(" (did you mean {k:?}?)"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "dimsum.{other}: unknown key{hint}; the keys of dimsum: are {} (docs/configuration.md)",
+                        RawSettings::KEYS.join(", ")
+                    ));
+                }
+            }
+        }
+        raw
+    }
+
+    /// The keys of `dimsum:`.
+    const KEYS: &[&str] = &[
+        "callTimeoutMillis",
+        "maxManifestBytes",
+        "maxConfigBytes",
+        "retries",
+        "cache",
+        "auth",
+        "events",
+        "server",
+        "redis",
+        "trust",
+        "triggers",
+    ];
+
     pub(super) fn validate(self, problems: &mut Vec<String>) -> Settings {
         let mut s = Settings::default();
         if let Some(path) = &self.auth.token_file {
             s.api_token = read_token("auth.tokenFile", path, problems);
         }
+        let prefetch = self.events.prefetch.get("events.prefetch", problems);
+        let quiet = self
+            .events
+            .quiet_seconds
+            .get("events.quietSeconds", problems);
         if let Some(path) = &self.events.token_file {
             s.events = read_token("events.tokenFile", path, problems).map(|token| Events {
                 token,
-                prefetch: self.events.prefetch.unwrap_or(true),
-                quiet: self
-                    .events
-                    .quiet_seconds
-                    .map_or(DEFAULT_EVENTS_QUIET, Duration::from_secs),
+                prefetch: prefetch.unwrap_or(true),
+                quiet: quiet.map_or(DEFAULT_EVENTS_QUIET, Duration::from_secs),
             });
         }
         if let Some(redis) = &self.redis {
@@ -357,37 +408,69 @@ impl RawSettings {
             s.triggers = triggers.validate(problems);
         }
         let server = &self.server;
-        if let Some(n) = server.max_connections.filter(|v| *v > 0) {
+        if let Some(n) = server
+            .max_connections
+            .positive("server.maxConnections", problems)
+        {
             s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
         }
-        for (ms, slot) in [
-            (server.header_timeout_millis, &mut s.server.header_timeout),
-            (server.body_timeout_millis, &mut s.server.body_timeout),
-            (server.request_timeout_millis, &mut s.server.request_timeout),
+        for (key, ms, slot) in [
+            (
+                "server.headerTimeoutMillis",
+                &server.header_timeout_millis,
+                &mut s.server.header_timeout,
+            ),
+            (
+                "server.bodyTimeoutMillis",
+                &server.body_timeout_millis,
+                &mut s.server.body_timeout,
+            ),
+            (
+                "server.requestTimeoutMillis",
+                &server.request_timeout_millis,
+                &mut s.server.request_timeout,
+            ),
         ] {
-            if let Some(ms) = ms.filter(|v| *v > 0) {
+            if let Some(ms) = ms.positive(key, problems) {
                 *slot = Duration::from_millis(ms);
             }
         }
-        if let Some(ms) = self.call_timeout_millis.filter(|v| *v > 0) {
+        if let Some(ms) = self
+            .call_timeout_millis
+            .positive("callTimeoutMillis", problems)
+        {
             s.call_timeout = Duration::from_millis(ms);
         }
-        if let Some(n) = self.max_manifest_bytes.filter(|v| *v > 0) {
-            s.limits.max_manifest_bytes = n as usize;
+        if let Some(n) = self
+            .max_manifest_bytes
+            .positive("maxManifestBytes", problems)
+        {
+            s.limits.max_manifest_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
-        if let Some(n) = self.max_config_bytes.filter(|v| *v > 0) {
-            s.limits.max_config_bytes = n as usize;
+        if let Some(n) = self.max_config_bytes.positive("maxConfigBytes", problems) {
+            s.limits.max_config_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
-        if let Some(n) = self.retries {
+        if let Some(n) = self.retries.get("retries", problems) {
+            if n > 10 {
+                problems.push(format!("dimsum.retries: {n} is more than 10"));
+            }
             s.limits.retries = n.min(10) as u32;
         }
-        if let Some(n) = self.cache.max_bytes {
+        if let Some(n) = self.cache.max_bytes.get("cache.maxBytes", problems) {
             s.cache.max_bytes = n;
         }
-        if let Some(n) = self.cache.tag_ttl_seconds {
+        if let Some(n) = self
+            .cache
+            .tag_ttl_seconds
+            .get("cache.tagTtlSeconds", problems)
+        {
             s.cache.tag_ttl = Duration::from_secs(n);
         }
-        if let Some(n) = self.cache.negative_ttl_seconds {
+        if let Some(n) = self
+            .cache
+            .negative_ttl_seconds
+            .get("cache.negativeTtlSeconds", problems)
+        {
             s.cache.negative_ttl = Duration::from_secs(n);
         }
         s
@@ -401,17 +484,17 @@ impl RawTriggers {
             Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 if !u.username().is_empty() || u.password().is_some() {
                     problems.push(
-                        "dimsum: triggers.url must not hold credentials: use tokenFile, or username and passwordFile".to_owned(),
+                        "dimsum.triggers.url must not hold credentials: use tokenFile, or username and passwordFile".to_owned(),
                     );
                 }
                 Some(u)
             }
             Some(_) => {
-                problems.push("dimsum: triggers.url must be an http(s) URL of Gate's webhook endpoint, e.g. http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum".to_owned());
+                problems.push("dimsum.triggers.url must be an http(s) URL of Gate's webhook endpoint, e.g. http://spin-gate.spinnaker:8084/webhooks/webhook/dimsum".to_owned());
                 None
             }
             None => {
-                problems.push("dimsum: triggers.url is required (docs/spinnaker.md)".to_owned());
+                problems.push("dimsum.triggers.url is required (docs/spinnaker.md)".to_owned());
                 None
             }
         };
@@ -430,7 +513,7 @@ impl RawTriggers {
                 }
                 Err(e) => {
                     problems.push(format!(
-                        "dimsum: triggers.passwordFile {}: {}",
+                        "dimsum.triggers.passwordFile {}: {}",
                         path.display(),
                         io_message(&e)
                     ));
@@ -439,7 +522,7 @@ impl RawTriggers {
             },
             _ => {
                 problems.push(
-                    "dimsum: triggers: give tokenFile, or username with passwordFile, not both"
+                    "dimsum.triggers: give tokenFile, or username with passwordFile, not both"
                         .to_owned(),
                 );
                 None
@@ -456,14 +539,14 @@ impl RawTriggers {
                 }
                 Ok(_) => {
                     problems.push(format!(
-                        "dimsum: triggers.caFile {}: no PEM certificate",
+                        "dimsum.triggers.caFile {}: no PEM certificate",
                         path.display()
                     ));
                     None
                 }
                 Err(e) => {
                     problems.push(format!(
-                        "dimsum: triggers.caFile {}: {}",
+                        "dimsum.triggers.caFile {}: {}",
                         path.display(),
                         io_message(&e)
                     ));
@@ -482,7 +565,7 @@ impl RawTriggers {
                         Ok(r) => Some(r),
                         Err(e) => {
                             problems.push(format!(
-                                "dimsum: triggers.{key}: {p:?} is not a regular expression: {e}"
+                                "dimsum.triggers.{key}: {p:?} is not a regular expression: {e}"
                             ));
                             None
                         }
@@ -492,6 +575,9 @@ impl RawTriggers {
         };
         let repositories = patterns("repositories", &self.repositories, problems);
         let tags = patterns("tags", &self.tags, problems);
+        let retry = self.retry_seconds.get("triggers.retrySeconds", problems);
+        let queue = self.queue.positive("triggers.queue", problems);
+        let lease = self.lease_millis.positive("triggers.leaseMillis", problems);
         if problems.len() > before {
             return None;
         }
@@ -502,12 +588,9 @@ impl RawTriggers {
             accounts: self.accounts.clone(),
             repositories,
             tags,
-            retry: Duration::from_secs(self.retry_seconds.unwrap_or(600)),
-            queue: self
-                .queue
-                .filter(|q| *q > 0)
-                .map_or(1024, |q| usize::try_from(q).unwrap_or(usize::MAX)),
-            lease: Duration::from_millis(self.lease_millis.filter(|m| *m > 0).unwrap_or(20_000)),
+            retry: Duration::from_secs(retry.unwrap_or(600)),
+            queue: queue.map_or(1024, |q| usize::try_from(q).unwrap_or(usize::MAX)),
+            lease: Duration::from_millis(lease.unwrap_or(20_000)),
         })
     }
 }
@@ -516,7 +599,7 @@ impl RawTrust {
     fn validate(&self, problems: &mut Vec<String>) -> Vec<CosignKey> {
         let mut keys: Vec<CosignKey> = Vec::new();
         for (i, raw) in self.cosign_keys.iter().enumerate() {
-            let at = format!("dimsum: trust.cosignKeys[{i}]");
+            let at = format!("dimsum.trust.cosignKeys[{i}]");
             let (Some(name), Some(path)) = (raw.name.as_deref(), raw.public_key_file.as_deref())
             else {
                 problems.push(format!(
@@ -552,28 +635,31 @@ impl RawRedis {
             Some(Ok(u)) if matches!(u.scheme(), "redis" | "rediss") && u.host().is_some() => u,
             Some(Ok(_) | Err(_)) => {
                 problems.push(
-                    "dimsum: redis.url must be redis://host:port[/db] or rediss://…".to_owned(),
+                    "dimsum.redis.url must be redis://host:port[/db] or rediss://…".to_owned(),
                 );
                 return None;
             }
             None => {
-                problems.push("dimsum: redis.url is required".to_owned());
+                problems.push("dimsum.redis.url is required".to_owned());
                 return None;
             }
         };
         if url.password().is_some() {
             problems.push(
-                "dimsum: redis.url must not hold a password: use redis.passwordFile".to_owned(),
+                "dimsum.redis.url must not hold a password: use redis.passwordFile".to_owned(),
             );
             return None;
         }
+        let timeout = self
+            .timeout_millis
+            .positive("redis.timeoutMillis", problems);
         let password = match &self.password_file {
             None => None,
             Some(path) => match std::fs::read_to_string(path) {
                 Ok(text) => text.lines().next().map(|l| Secret::new(l.trim())),
                 Err(e) => {
                     problems.push(format!(
-                        "dimsum: redis.passwordFile {}: {}",
+                        "dimsum.redis.passwordFile {}: {}",
                         path.display(),
                         io_message(&e)
                     ));
@@ -588,7 +674,7 @@ impl RawRedis {
                 .key_prefix
                 .clone()
                 .unwrap_or_else(|| "dimsum:".to_owned()),
-            timeout: Duration::from_millis(self.timeout_millis.filter(|v| *v > 0).unwrap_or(200)),
+            timeout: Duration::from_millis(timeout.unwrap_or(200)),
         })
     }
 }
@@ -602,6 +688,6 @@ fn read_token(key: &str, path: &Path, problems: &mut Vec<String>) -> Option<Secr
         },
         Err(e) => io_message(&e),
     };
-    problems.push(format!("dimsum: {key} {}: {problem}", path.display()));
+    problems.push(format!("dimsum.{key} {}: {problem}", path.display()));
     None
 }

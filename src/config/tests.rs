@@ -155,6 +155,16 @@ fn addresses_and_placeholders() {
         "http://h:5000/prefix"
     );
     assert!(parse_address("https://u:p@h").is_err());
+    let p = problems(load(&[(
+        "f.yml",
+        "dockerRegistry:\n  accounts:\n  - {name: a, address: \"https://bot:hunter2@r.example/v2/\"}\n",
+    )]));
+    assert_eq!(
+        p,
+        [
+            "f.yml: account \"a\": address \"https://<redacted>@r.example/v2/\": credentials belong in username/password, not in the address"
+        ]
+    );
     assert!(parse_address("https://").is_err());
     assert!(parse_address("ftp://h").is_err());
     let p = problems(load(&[(
@@ -195,10 +205,7 @@ fn dimsum_section_is_strict() {
     assert_eq!(c.settings.call_timeout, Duration::from_millis(1000));
     assert_eq!(c.settings.limits.retries, 0);
     let p = problems(load(&[("f.yml", "dimsum:\n  cacheSize: 1\n")]));
-    assert!(
-        p[0].starts_with("dimsum: unknown field `cacheSize`"),
-        "{p:?}"
-    );
+    assert!(p[0].starts_with("dimsum.cacheSize: unknown key"), "{p:?}");
     assert!(load(&[("f.yml", "")]).unwrap().accounts.is_empty());
     assert!(matches!(load(&[("f.yml", "[1")]), Err(Error::Invalid(_))));
 }
@@ -394,5 +401,160 @@ fn triggers() {
             found.iter().any(|p| p.contains(problem)),
             "{triggers}: {found:?}"
         );
+    }
+}
+
+#[test]
+fn every_bad_value_is_listed_at_once_and_zero_is_refused_where_meaningless() {
+    let yaml = "dimsum:\n  callTimeoutMillis: 0\n  retries: ten\n  cache: {maxBytes: lots, tagTtlSeconds: 0}\n  server: {maxConnections: 0, headerTimeoutMillis: -5}\n  events: {prefetch: maybe}\n  cachee: {}\n  redis: {url: \"redis://r\", timeoutMillis: 0}\n";
+    let p = problems(load(&[("f.yml", yaml)]));
+    for want in [
+        "dimsum.callTimeoutMillis: 0 is not allowed here; leave the key out for the default",
+        "dimsum.retries: expected a non-negative integer, got \"ten\"",
+        "dimsum.cache.maxBytes: expected a non-negative integer, got \"lots\"",
+        "dimsum.server.maxConnections: 0 is not allowed here; leave the key out for the default",
+        "dimsum.server.headerTimeoutMillis: expected a non-negative integer",
+        "dimsum.events.prefetch: expected true or false, got \"maybe\"",
+        "dimsum.cachee: unknown key (did you mean \"cache\"?)",
+        "dimsum.redis.timeoutMillis: 0 is not allowed here",
+    ] {
+        assert!(
+            p.iter().any(|x| x.starts_with(want)),
+            "missing {want:?} in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), 8, "one problem each, and no more: {p:#?}");
+    // tagTtlSeconds 0 means something (revalidate every lookup), so it stays allowed.
+    let c = load(&[("f.yml", "dimsum:\n  cache: {tagTtlSeconds: 0}\n")]).unwrap();
+    assert_eq!(c.settings.cache.tag_ttl, Duration::ZERO);
+}
+
+#[test]
+fn documents_apply_in_order_and_only_for_their_profile() {
+    let text = "\
+dockerRegistry:
+  accounts:
+  - {name: hub, address: https://index.docker.io}
+  - {name: dev, address: https://dev.example}
+dimsum:
+  cache: {maxBytes: 100, tagTtlSeconds: 5}
+---
+spring:
+  config:
+    activate:
+      on-profile: prod
+dockerRegistry:
+  accounts:
+  - {name: prod, address: https://prod.example}
+dimsum:
+  cache: {maxBytes: 200}
+---
+spring: {profiles: '!prod'}
+dimsum:
+  callTimeoutMillis: 1234
+";
+    let with = |profiles: Option<&'static str>| {
+        let env = move |k: &str| match k {
+            "SPRING_PROFILES_ACTIVE" => profiles.map(str::to_owned),
+            _ => None,
+        };
+        Config::from_layers(vec![
+            Layer::from_reader("clouddriver.yml", text.as_bytes(), &env).unwrap(),
+        ])
+        .unwrap()
+    };
+    let plain = with(None);
+    assert_eq!(
+        plain.accounts.keys().collect::<Vec<_>>(),
+        ["dev", "hub"],
+        "the prod document does not apply"
+    );
+    assert_eq!(plain.settings.call_timeout, Duration::from_millis(1234));
+    let prod = with(Some("eu,prod"));
+    assert_eq!(
+        prod.accounts.keys().collect::<Vec<_>>(),
+        ["prod"],
+        "a later list replaces the earlier one whole, as Spring binds lists"
+    );
+    assert_eq!(prod.settings.cache.max_bytes, 200);
+    assert_eq!(
+        prod.settings.cache.tag_ttl,
+        Duration::from_secs(5),
+        "mappings merge key by key"
+    );
+    assert_eq!(
+        prod.settings.call_timeout,
+        crate::config::DEFAULT_CALL_TIMEOUT
+    );
+    let p = problems(load(&[(
+        "f.yml",
+        "dockerRegistry: {accounts: []}\n---\nspring: {profiles: '(a & b) | c'}\n",
+    )]));
+    assert!(
+        p[0].starts_with("f.yml (document 2): spring: profile expression"),
+        "{p:?}"
+    );
+}
+
+#[tokio::test]
+async fn config_check_finds_what_loading_lets_through() {
+    let text = "dockerRegistry:\n  accounts:\n  - {name: vault, address: h, username: u, password: \"encrypted:vault!e:x!k:y\"}\n  - {name: cmd, address: h2, username: u, passwordCommand: \"exit 3\"}\n  - {name: ok, address: h3}\n";
+    let c = load(&[("clouddriver.yml", text)]).unwrap();
+    let p = c.problems().await;
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with(
+            "account \"vault\": clouddriver.yml: password is a Spinnaker secret reference"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with("account \"cmd\": passwordCommand failed: exited with exit status: 3"),
+        "{p:#?}"
+    );
+    for (yaml, want) in [
+        (
+            "dockerRegistry: {accounts: []}\n",
+            "no usable account: none is configured",
+        ),
+        (
+            "dockerRegistry: {enabled: false, accounts: [{name: a, address: h}]}\n",
+            "no usable account: dockerRegistry.enabled is false",
+        ),
+        (
+            "dockerRegistry: {accounts: [{name: a, address: h, password: \"encrypted:x\"}]}\n",
+            "no usable account: all 1 are unusable",
+        ),
+    ] {
+        let p = load(&[("f.yml", yaml)]).unwrap().known_problems();
+        assert!(p.iter().any(|x| x.starts_with(want)), "{yaml}: {p:#?}");
+    }
+    let p = problems(load(&[(
+        "f.yml",
+        "dimsum: {triggers: {url: \"http://gate/x\", accounts: [locl]}}\ndockerRegistry: {accounts: [{name: local, address: h}]}\n",
+    )]));
+    assert_eq!(
+        p,
+        [
+            "dimsum.triggers.accounts: \"locl\" is no configured account (did you mean \"local\"?); nothing from it could ever fire"
+        ]
+    );
+    let c = load(&[(
+        "f.yml",
+        "dimsum: {triggers: {url: \"http://gate/x\"}}\ndockerRegistry: {accounts: [{name: local, address: h}]}\n",
+    )])
+    .unwrap();
+    assert!(c.known_problems()[0].contains("nothing can fire without events.tokenFile"));
+    let described = describe(&c);
+    for section in [
+        "cache:",
+        "auth:",
+        "events:",
+        "server:",
+        "redis:",
+        "trust:",
+        "triggers: http://gate/x",
+    ] {
+        assert!(described.contains(section), "{section}: {described}");
     }
 }

@@ -315,9 +315,21 @@ impl Client {
             value.set_sensitive(true);
             req = req.header(AUTHORIZATION, value);
         }
+        let started = std::time::Instant::now();
         let result = req.send().await;
         let status = result.as_ref().ok().map(|r| r.status().as_u16());
         self.metrics.upstream(&self.account, call.kind, status);
+        // One line per registry request at debug. The query is left out: a presigned URL's holds
+        // its signature.
+        tracing::debug!(
+            account = %self.account,
+            method = %call.method,
+            url = %without_query(&call.url),
+            status,
+            bytes = result.as_ref().ok().and_then(reqwest::Response::content_length),
+            ms = crate::metrics::millis(started.elapsed()),
+            "registry request"
+        );
         let resp = result.map_err(|e| transport(call.what, &e, self.endpoint.timeout))?;
         let (limit, remaining) = (
             ratelimit(resp.headers(), "ratelimit-limit"),
@@ -461,6 +473,14 @@ fn transport(what: &str, e: &reqwest::Error, timeout: Duration) -> Error {
             detail: chain(e),
         }
     }
+}
+
+/// `url` with neither query nor fragment, for logs.
+fn without_query(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 enum BodyError {

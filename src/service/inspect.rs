@@ -56,7 +56,7 @@ impl Dimsum {
             Some(f) => f,
             None => Box::pin(self.bounded(req.account, self.resolve_cold(&parsed))).await?,
         };
-        let image = format!("{}@{}", parsed.repository, fetched.digest);
+        let image = parsed.name(&fetched.digest);
         match &fetched.manifest {
             Manifest::Image { config, .. } => {
                 let bytes = self.image_config(&parsed, &image, config).await?;
@@ -64,7 +64,10 @@ impl Dimsum {
                     .unwrap_or_else(|| unreachable!("validated when the manifest was parsed"));
                 Ok(ConfigAnswer { digest, bytes })
             }
-            _ => Err(Error::NoConfig { image }),
+            _ => Err(Error::NoConfig {
+                account: parsed.account.name.to_string(),
+                image,
+            }),
         }
     }
 
@@ -95,7 +98,7 @@ impl Dimsum {
                 .collect(),
             Manifest::Schema1 { history, .. } => one(stated(history.first().map(|h| h.as_bytes()))),
             Manifest::Image { config, .. } => {
-                let image = format!("{}@{}", parsed.repository, top.digest);
+                let image = parsed.name(&top.digest);
                 let bytes = self.image_config(&parsed, &image, config).await?;
                 one(stated(Some(&bytes)))
             }
@@ -130,6 +133,7 @@ impl Dimsum {
         config: &manifest::Descriptor,
     ) -> Result<Arc<Vec<u8>>, Error> {
         let not_an_image = || Error::NotAnImage {
+            account: p.account.name.to_string(),
             image: image.to_owned(),
             media_type: config.media_type.clone(),
         };
@@ -154,7 +158,7 @@ impl Dimsum {
         let Some(wanted) = &p.platform else {
             return Ok(());
         };
-        let name = format!("{}@{}", p.repository, image.digest);
+        let name = p.name(&image.digest);
         let stated = match &image.manifest {
             Manifest::Image { config, .. } => {
                 let bytes = self.image_config(p, &name, config).await?;

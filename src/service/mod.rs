@@ -147,6 +147,15 @@ impl Parsed<'_> {
         )
     }
 
+    /// `repository@digest from host`: the image as errors name it (with the account beside).
+    fn name(&self, digest: &Digest) -> String {
+        format!(
+            "{}@{digest} from {}",
+            self.repository,
+            self.account.spec.endpoint.host()
+        )
+    }
+
     fn history_key(&self, digest: Digest, strict: bool) -> Key {
         Key::History(
             self.account.name.clone(),
@@ -325,7 +334,17 @@ impl Dimsum {
         let index = usize::try_from(level)
             .ok()
             .filter(|i| *i < entries)
-            .ok_or(Error::LevelOutOfRange { level, entries })?;
+            .ok_or_else(|| Error::LevelOutOfRange {
+                account: req.account.to_owned(),
+                image: format!(
+                    "{}@{} from {}",
+                    req.repository,
+                    answer.digest,
+                    self.registry_host(req.account).unwrap_or_default()
+                ),
+                level,
+                entries,
+            })?;
         Ok((answer.entries[index].clone(), answer))
     }
 
@@ -334,8 +353,17 @@ impl Dimsum {
         let (top, answer) = self
             .history_level(req, 0, history::Options::default())
             .await?;
-        let image = format!("{}@{}", req.repository, answer.digest);
-        history::labels(top.get().as_bytes()).map_err(|source| Error::History { image, source })
+        let image = format!(
+            "{}@{} from {}",
+            req.repository,
+            answer.digest,
+            self.registry_host(req.account).unwrap_or_default()
+        );
+        history::labels(top.get().as_bytes()).map_err(|source| Error::History {
+            account: req.account.to_owned(),
+            image,
+            source,
+        })
     }
 
     async fn compute_history(
@@ -344,7 +372,7 @@ impl Dimsum {
         fetched: &Fetched,
         options: history::Options,
     ) -> Result<HistoryAnswer, Error> {
-        let image = format!("{}@{}", p.repository, fetched.digest);
+        let image = p.name(&fetched.digest);
         let digest = fetched.digest.clone();
         let (config, layers) = match &fetched.manifest {
             Manifest::Schema1 { history, .. } => {
@@ -356,6 +384,7 @@ impl Dimsum {
         };
         let blob = self.image_config(p, &image, config).await?;
         let built = history::build(&blob, layers, options).map_err(|source| Error::History {
+            account: p.account.name.to_string(),
             image: image.clone(),
             source,
         })?;

@@ -129,7 +129,7 @@ impl Dimsum {
                 (top, None)
             }
         };
-        let name = format!("{}@{}", p.repository, image.digest);
+        let name = p.name(&image.digest);
         let (labels, created) = self.labels_of(p, &name, &image).await?;
         let index_raw = index.as_ref().map(|i| Raw::parse(&i.bytes));
         let provenance = match &index_raw {
@@ -162,6 +162,7 @@ impl Dimsum {
         image: &Fetched,
     ) -> Result<(String, Option<String>), Error> {
         let history_error = |source| Error::History {
+            account: p.account.name.to_string(),
             image: name.to_owned(),
             source,
         };

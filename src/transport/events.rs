@@ -20,7 +20,7 @@ use http_body_util::BodyExt as _;
 use jsonrpsee::server::HttpResponse;
 use tower::{Layer, Service};
 
-use crate::events::{self, Format, Notice};
+use crate::events::{self, Change, Format, Notice};
 use crate::prefetch::{Job, Prefetcher};
 use crate::reload::{EventsAccess, Live};
 use crate::service::{AccountMatch, Applied, Dimsum};
@@ -288,11 +288,19 @@ fn log(format: Format, account: &str, notice: &Notice, result: &str) {
     if result == "ignored" {
         return;
     }
+    let (tag, digest) = match &notice.change {
+        Change::Pushed { tag, digest } => (Some(tag.as_str()), digest.as_deref()),
+        Change::TagDeleted { tag } => (Some(tag.as_str()), None),
+        Change::ManifestDeleted { digest } => (None, Some(digest.as_str())),
+        Change::Ignored(_) => (None, None),
+    };
     tracing::info!(
         format = format.label(),
         account,
         repository = %notice.repository,
-        change = ?notice.change,
+        action = notice.change.label(),
+        tag,
+        digest,
         result,
         "registry event"
     );

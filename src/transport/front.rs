@@ -13,6 +13,7 @@ use std::time::Instant;
 use http::{HeaderValue, Request, StatusCode};
 use jsonrpsee::server::HttpResponse;
 use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 use crate::reload::Live;
 
@@ -125,7 +126,13 @@ where
         let service = self.live.current();
         let readable = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         // Health and metrics are answered here; everything else goes on inward.
-        let inner = (!matches!(route, "health" | "metrics")).then(|| self.inner.call(req));
+        // Everything logged while answering (registry requests, cache decisions, errors) carries
+        // the request id through this span.
+        let span = tracing::info_span!("request", request_id = %id);
+        let inner = (!matches!(route, "health" | "metrics")).then(|| {
+            span.in_scope(|| self.inner.call(req))
+                .instrument(span.clone())
+        });
         Box::pin(async move {
             let mut response = match inner {
                 Some(fut) => fut.await?,
@@ -157,7 +164,7 @@ where
             let seconds = started.elapsed().as_secs_f64();
             service.metrics().request(route, method, status, seconds);
             // The path names an account, a repository and a reference: never a secret.
-            tracing::info!(request_id = %id, %method, %path, status, ms = seconds * 1000.0, "request");
+            tracing::info!(request_id = %id, %method, %path, status, ms = crate::metrics::millis(started.elapsed()), "request");
             Ok(response)
         })
     }

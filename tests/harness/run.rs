@@ -119,6 +119,7 @@ pub async fn dimsum_env(
         .env_remove("DIMSUM_CACHE_DIR")
         .env_remove("DIMSUM_NO_DISK_CACHE")
         .env_remove("XDG_CACHE_HOME")
+        .env_remove("SPRING_PROFILES_ACTIVE")
         .envs(env.iter().copied())
         .kill_on_drop(true);
     if let Some(dir) = cwd {
