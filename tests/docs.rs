@@ -216,3 +216,49 @@ fn help_points_to_pages_that_exist() {
     }
     assert!(pointed >= 8);
 }
+
+/// docs/api.md's error table and the OpenRPC document say what the code does: every
+/// application code with its name, HTTP status and CLI exit status, and JSON-RPC's own codes
+/// that reach a caller (the 401 of a missing token included).
+#[test]
+fn the_error_table_holds() {
+    use dimsum_rest::Code;
+    let api = std::fs::read_to_string(root().join("docs/api.md")).unwrap();
+    for code in Code::ALL {
+        let row = api
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} | `{}`", code.number(), code.name())))
+            .unwrap_or_else(|| panic!("{} has no row", code.name()));
+        let exit = dimsum::error::exit_status(code);
+        assert!(
+            row.ends_with(&format!("| {} | {exit} |", code.http_status())),
+            "{row}"
+        );
+    }
+    for (number, status) in [("-32001", 401), ("-32602", 400), ("-32601", 404)] {
+        assert!(
+            api.lines()
+                .any(|l| l.starts_with(&format!("| {number} |"))
+                    && l.contains(&format!("| {status} |"))),
+            "{number} is in the table with {status}"
+        );
+    }
+    let openrpc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("src/rpc/openrpc.json")).unwrap(),
+    )
+    .unwrap();
+    for method in openrpc["methods"].as_array().unwrap() {
+        if method["name"] == "rpc.discover" {
+            continue;
+        }
+        let codes: Vec<i64> = method["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["code"].as_i64().unwrap())
+            .collect();
+        for code in [-32001, -32602] {
+            assert!(codes.contains(&code), "{} lacks {code}", method["name"]);
+        }
+    }
+}

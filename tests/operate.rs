@@ -175,23 +175,21 @@ async fn metrics_move_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_an_operator_can_use() {
     let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
-    {
-        use base64::Engine as _;
-        let basic = base64::engine::general_purpose::STANDARD.encode("ci:pa55word");
-        Pusher::new(&registry.url(), Some(format!("Basic {basic}")))
-            .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-            .await;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "dockerRegistry:\n  accounts:\n  - {{name: local, address: \"{}\", username: ci, password: pa55word}}\n",
-            registry.url()
-        ),
+    Pusher::new(
+        &registry.url(),
+        Some(crate::harness::basic("ci", "pa55word")),
     )
-    .unwrap();
+    .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::harness::run::config(
+        dir.path(),
+        &crate::harness::run::account_yaml(
+            "local",
+            &registry.url(),
+            "    username: ci\n    password: pa55word\n",
+        ),
+    );
     let mut server = Server::start(&cfg, &["--log-format", "json", "--log-level", "debug"]).await;
     let fetch = |path: &'static str, id: &'static str| {
         http()

@@ -9,15 +9,6 @@ use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::dimsum;
 use crate::harness::server::Served;
 
-fn basic(user: &str, password: &str) -> String {
-    use base64::Engine as _;
-    let pair = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
-
 async fn get(url: &str) -> (u16, Value, reqwest::header::HeaderMap) {
     let r = reqwest::Client::builder()
         .no_proxy()
@@ -196,19 +187,15 @@ async fn an_old_octet_stream_config_answers_as_distribution_converts_it() {
         oracle,
         "byte-identical to Distribution's conversion"
     );
-    let labels: Value = serde_json::from_str(
-        &dimsum(Some(&cfg), &["labels", "local", "team/old", "v1"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
-    assert_eq!(labels["revision"], "abc123");
-    let origin: Value = serde_json::from_str(
-        &dimsum(Some(&cfg), &["origin", "local", "team/old", "v1"], None)
-            .await
-            .ok(),
-    )
-    .unwrap();
+    let answer = |verb: &'static str| {
+        let cfg = cfg.clone();
+        async move {
+            let out = dimsum(Some(&cfg), &[verb, "local", "team/old", "v1"], None).await;
+            serde_json::from_str::<Value>(&out.ok()).unwrap()
+        }
+    };
+    assert_eq!(answer("labels").await["revision"], "abc123");
+    let origin = answer("origin").await;
     assert_eq!(origin["revision"], "abc123");
     assert_eq!(
         origin["created"], "2026-11-27T17:14:21.033634179Z",
@@ -333,9 +320,12 @@ async fn config_platforms_and_digest_on_every_path() {
 async fn a_misconfigured_account_fails_fast_and_config_check_finds_it() {
     // Basic auth: a lookup needs the password, so a failing passwordCommand is met at once.
     let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
-    Pusher::new(&registry.url(), Some(basic("ci", "pa55word")))
-        .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-        .await;
+    Pusher::new(
+        &registry.url(),
+        Some(crate::harness::basic("ci", "pa55word")),
+    )
+    .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::harness::run::config(
         dir.path(),

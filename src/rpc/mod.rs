@@ -109,15 +109,22 @@ fn request(call: &Call) -> ImageRequest<'_> {
 }
 
 fn raw(json: String) -> Result<Box<RawValue>, ErrorObjectOwned> {
-    // Our own output is always valid JSON; a failure here is a bug, reported as internal.
-    RawValue::from_string(json)
-        .map_err(|e| ErrorObjectOwned::owned(-32603, format!("internal error: {e}"), None::<()>))
+    RawValue::from_string(json).map_err(|e| internal(&e))
+}
+
+/// Our own output is always valid JSON and the registry's was checked on arrival; a failure here
+/// is a bug, reported as internal.
+fn internal(e: &dyn std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        -32603,
+        format!("internal error: {e}"),
+        Some(serde_json::json!({"name": "internal_error", "httpStatus": 500})),
+    )
 }
 
 /// Bytes the registry served, as a JSON-RPC result: they must be JSON text.
 fn raw_bytes(bytes: Vec<u8>, what: &str) -> Result<Box<RawValue>, ErrorObjectOwned> {
-    let text = String::from_utf8(bytes)
-        .map_err(|_| ErrorObjectOwned::owned(-32603, format!("{what} is not UTF-8"), None::<()>))?;
+    let text = String::from_utf8(bytes).map_err(|_| internal(&format!("{what} is not UTF-8")))?;
     raw(text)
 }
 
@@ -200,7 +207,7 @@ impl Rpc {
                     media_type: m.media_type,
                     manifest: raw_bytes(m.bytes, "the manifest")?,
                 };
-                raw(serde_json::to_string(&result).map_err(|e| params::invalid(&e.to_string()))?)
+                serde_json::value::to_raw_value(&result).map_err(|e| internal(&e))
             }
             _ => raw_bytes(self.answer_call(call).await?.into_bytes(), "the answer"),
         }

@@ -11,6 +11,16 @@ pub mod server;
 pub mod token;
 pub mod zoo;
 
+/// `Basic …` for a user and password, as a registry client sends it.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// Panics with the Debian package to install when a tool is missing (tests never skip).
 pub fn require(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
