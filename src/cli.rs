@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  dimsum --config clouddriver.yml serve                     # JSON-RPC + REST on 0.0.0.0:8080
+  dimsum --config clouddriver.yml serve                     # JSON-RPC + REST on [::]:8080 (IPv4 too)
   echo '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"getLabels\",\"params\":[\"hub\",\"library/nginx\",\"latest\"]}' | dimsum stdio
   dimsum --config /opt/spinnaker/config/clouddriver.yml history dockerhub library/nginx latest --level 0
   dimsum history my-registry team/app v1.2.3                # all entries, [{\"v1Compatibility\":…}]
@@ -23,7 +23,8 @@ Examples:
 These flags also read an environment variable (the flag wins): --config DIMSUM_CONFIG (files
 separated by ':'), --profiles SPRING_PROFILES_ACTIVE, --cache-dir DIMSUM_CACHE_DIR,
 --no-disk-cache DIMSUM_NO_DISK_CACHE, --log-format DIMSUM_LOG_FORMAT, --log-level DIMSUM_LOG_LEVEL
-(then RUST_LOG), serve --listen DIMSUM_LISTEN, stdio --max-line-bytes DIMSUM_MAX_LINE_BYTES.
+(then RUST_LOG), serve --listen and probe --listen DIMSUM_LISTEN, stdio --max-line-bytes
+DIMSUM_MAX_LINE_BYTES.
 
 Exit status: 0 ok, 1 internal error, 2 bad input (an unknown flag, a malformed value),
 3 configuration error, unknown account, or an account whose credentials can never be produced,
@@ -36,6 +37,9 @@ Documentation (in the repository): README.md starts here; docs/api.md (commands,
 errors, exit status), docs/configuration.md (accounts, every dimsum: key), docs/registries.md,
 docs/spinnaker.md (Orca stages, pipelines from pushes), docs/origin.md, docs/freshness.md,
 docs/operations.md, docs/security.md.";
+
+/// Where `serve` listens unless told: every address, IPv4 and IPv6, port 8080.
+pub const DEFAULT_LISTEN: &str = "[::]:8080";
 
 /// dimsum: image labels and legacy schema1 history for Spinnaker pipelines.
 #[derive(Debug, Parser)]
@@ -115,8 +119,16 @@ pub enum Command {
         after_help = "See docs/api.md (REST and JSON-RPC), docs/operations.md (deploy, metrics, fleet), docs/freshness.md (/events)."
     )]
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "DIMSUM_LISTEN", default_value = "0.0.0.0:8080")]
+        /// Address to listen on. The default `[::]:8080` takes IPv4 and IPv6.
+        #[arg(long, env = "DIMSUM_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
+    /// Exit 0 if a running `serve` answers `/readyz` with 200 within two seconds, else 1: the
+    /// container image's HEALTHCHECK (the image has no shell and no curl).
+    #[command(after_help = "See docs/operations.md.")]
+    Probe {
+        /// The address `serve` listens on; a wildcard is asked on loopback.
+        #[arg(long, env = "DIMSUM_LISTEN", default_value = DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
     },
     /// Serve newline-delimited JSON-RPC 2.0 on stdin/stdout until EOF (logs go to stderr).

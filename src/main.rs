@@ -68,6 +68,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         clap_complete::generate(shell, &mut Cli::command(), "dimsum", &mut std::io::stdout());
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Probe { listen } = cli.command {
+        return Ok(probe(listen));
+    }
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let exe = std::env::current_exe().ok();
     let (config, sources) = match dimsum::cli::config_source(&cli.config, &cwd, exe.as_deref()) {
@@ -123,8 +126,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Serve { listen } => {
-            let listener = std::net::TcpListener::bind(listen)
-                .with_context(|| format!("listening on {listen}"))?;
+            let listener =
+                transport::listen(listen).with_context(|| format!("listening on {listen}"))?;
             say(
                 cli.log_format,
                 tracing::Level::INFO,
@@ -177,6 +180,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let service = Dimsum::with_shared(&config, disk, metrics);
             Ok(runtime.block_on(one_shot(&service, command, cli.log_format)))
         }
+    }
+}
+
+/// `dimsum probe`: 0 when `serve` on `listen` (a wildcard asked on loopback) is ready, else 1.
+fn probe(listen: std::net::SocketAddr) -> ExitCode {
+    let mut target = listen;
+    if target.ip().is_unspecified() {
+        // `[::]` takes IPv4 too, and falls back to `0.0.0.0` where there is no IPv6.
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let ready = async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .ok()?;
+        let response = client
+            .get(format!("http://{target}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        Some(response.status() == reqwest::StatusCode::OK)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    match runtime.map(|r| r.block_on(ready)) {
+        Ok(Some(true)) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
     }
 }
 
@@ -248,6 +280,7 @@ async fn one_shot(service: &Dimsum, command: Command, format: LogFormat) -> Exit
             .map(|d| format!("{}\n", d.digest).into_bytes()),
         Command::Serve { .. }
         | Command::Stdio { .. }
+        | Command::Probe { .. }
         | Command::Config { .. }
         | Command::Completions { .. } => {
             unreachable!("run handles these")

@@ -18,6 +18,7 @@ mod events;
 mod faults;
 mod fleet;
 mod hardening;
+mod image;
 mod load;
 mod operate;
 mod origin;

@@ -61,6 +61,31 @@ pub(crate) fn bearer(headers: &::http::HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+/// A listening socket on `addr`. The IPv6 wildcard `[::]` (the default) takes IPv4 too, set
+/// explicitly rather than left to the kernel's `bindv6only`; where the kernel has no IPv6 at all,
+/// `[::]` falls back to `0.0.0.0`.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let open = |addr: std::net::SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            socket.set_only_v6(false)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        Ok(socket.into())
+    };
+    match open(addr) {
+        Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => {
+            let v4 = std::net::SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            tracing::warn!(error = %e, "no IPv6 here; listening on {v4}");
+            open(v4)
+        }
+        other => other,
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM; every transport shuts down on it.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

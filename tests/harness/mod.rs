@@ -4,6 +4,7 @@
 pub mod fault;
 pub mod gate;
 pub mod images;
+pub mod podman;
 pub mod redis;
 pub mod registry;
 pub mod run;
