@@ -91,6 +91,18 @@ async fn no_misspelt_or_unknown_parameter_is_ignored_on_any_transport() {
         reply["error"]["code"], -32602,
         "a string is not a boolean: {reply}"
     );
+    let reply = served
+        .rpc("getLabel", json!(["local", "team/app", "v1"]))
+        .await;
+    assert_eq!(reply["error"]["code"], -32601, "{reply}");
+    assert_eq!(reply["error"]["data"]["name"], "method_not_found");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"getLabels\""),
+        "{reply}"
+    );
     // stdio.
     let line = json!({"jsonrpc": "2.0", "id": 1, "method": "getManifest",
         "params": {"account": "local", "repository": "team/app", "tag": "v1", "plaform": "linux/arm64"}});

@@ -101,6 +101,24 @@ async fn single(methods: &Methods, text: &str) -> Option<String> {
             "Invalid request: needs \"jsonrpc\":\"2.0\", a method name and a string or number id",
         ));
     }
+    // Answered here rather than by jsonrpsee, so the refusal names the method, the nearest
+    // spelling and carries `data` like every other error.
+    let name: String = envelope
+        .method
+        .and_then(|m| serde_json::from_str(m.get()).ok())
+        .unwrap_or_default();
+    if methods.method(&name).is_none() {
+        let mut known: Vec<&str> = methods.method_names().collect();
+        known.sort_unstable();
+        let hint = dimsum_rest::params::closest(&name, &known)
+            .map(|k| format!(" (did you mean {k:?}?)"))
+            .unwrap_or_default();
+        let message = format!(
+            "Method not found: {name:?}{hint}; the methods are {}",
+            known.join(", ")
+        );
+        return Some(error_reply(id_text, -32601, &message));
+    }
     match methods.raw_json_request(text, 1).await {
         Ok((reply, _)) => Some(reply.get().to_owned()),
         Err(e) => Some(error_reply(
@@ -124,7 +142,10 @@ pub(crate) fn error_reply(id: &str, code: i32, message: &str) -> String {
     let error = serde_json::json!({
         "code": code,
         "message": message,
-        "data": {"name": dimsum_rest::codes::rpc_name(code), "httpStatus": 400},
+        "data": {
+            "name": dimsum_rest::codes::rpc_name(code),
+            "httpStatus": if code == -32601 { 404 } else { 400 },
+        },
     });
     format!(r#"{{"jsonrpc":"2.0","error":{error},"id":{id}}}"#)
 }

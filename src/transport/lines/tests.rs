@@ -71,7 +71,7 @@ async fn single_requests_batches_and_notifications() {
     let want = [
         json!([{"jsonrpc":"2.0","id":"a","result":{"x":1}},{"jsonrpc":"2.0","id":null,"result":[3]}]),
         json!({"jsonrpc":"2.0","id":1,"result":[1]}),
-        json!({"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"Method not found"}}),
+        json!({"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"Method not found: \"nope\"; the methods are echo, release, wait","data":{"name":"method_not_found","httpStatus":404}}}),
     ];
     let mut want: Vec<Value> = want.into();
     want.sort_by_key(|r| r.to_string());
