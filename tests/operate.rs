@@ -204,6 +204,25 @@ async fn logs_an_operator_can_use() {
             .status(),
         200
     );
+    // A WebSocket's messages are logged under its upgrade's request id.
+    {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut upgrade = format!("ws://{}/", server.addr)
+            .into_client_request()
+            .unwrap();
+        upgrade
+            .headers_mut()
+            .insert("x-request-id", "ws-3".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(upgrade).await.unwrap();
+        let call =
+            r#"{"jsonrpc":"2.0","id":1,"method":"getLabels","params":["local","team/app","gone"]}"#;
+        ws.send(tokio_tungstenite::tungstenite::Message::text(call))
+            .await
+            .unwrap();
+        let reply = ws.next().await.unwrap().unwrap();
+        assert!(reply.to_text().unwrap().contains("not_found"), "{reply}");
+    }
     assert_eq!(
         fetch("/local/team/app/nope/labels", "missing-2")
             .await
@@ -278,9 +297,15 @@ async fn logs_an_operator_can_use() {
     );
     let error = events
         .iter()
-        .find(|e| e["fields"]["code"] == "not_found")
+        .find(|e| e["fields"]["code"] == "not_found" && id_of(e).as_deref() == Some("missing-2"))
         .unwrap_or_else(|| panic!("the error is logged: {lines:#?}"));
     assert_eq!(id_of(error).as_deref(), Some("missing-2"), "{error}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["fields"]["code"] == "not_found" && id_of(e).as_deref() == Some("ws-3")),
+        "the WebSocket's error carries its upgrade's id: {lines:#?}"
+    );
     assert!(
         !lines
             .iter()
@@ -437,4 +462,41 @@ async fn sighup_rotates_the_api_token() {
         get(server.addr.clone(), "second-token-second-token").await,
         200
     );
+}
+
+/// On stdio each line is a request of its own in the log: an error names `stdio-<line>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_errors_carry_their_line_as_request_id() {
+    use tokio::io::AsyncWriteExt as _;
+    let (_registry, _dir, cfg) = crate::harness::open_world().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--log-format", "json", "--log-level", "info", "stdio"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = concat!(
+        r#"{"jsonrpc":"2.0","id":1,"method":"getLabels","params":["local","team/app","v1"]}"#,
+        "\n",
+        r#"{"jsonrpc":"2.0","id":2,"method":"getLabels","params":["local","team/app","nope"]}"#,
+        "\n"
+    );
+    stdin.write_all(lines.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|_| panic!("{l}")))
+        .find(|e| e["fields"]["code"] == "not_found")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(error["span"]["request_id"], "stdio-2", "{error}");
 }

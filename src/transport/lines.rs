@@ -46,6 +46,7 @@ where
     });
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut tasks = JoinSet::new();
+    let mut read: u64 = 0;
     let mut buf = Vec::new();
     loop {
         let line = match read_line(&mut reader, max_line, &mut buf).await? {
@@ -63,12 +64,16 @@ where
             break;
         };
         let (methods, tx) = (methods.clone(), tx.clone());
-        tasks.spawn(async move {
+        // Each line is a request of its own in the log: `stdio-<line number>`.
+        read += 1;
+        let span = tracing::info_span!("request", request_id = %format!("stdio-{read}"));
+        let answer = async move {
             if let Some(reply) = handle(&methods, &line).await {
                 let _ = tx.send(reply).await;
             }
             drop(permit);
-        });
+        };
+        tasks.spawn(tracing::Instrument::instrument(answer, span));
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}

@@ -63,19 +63,24 @@ pub(crate) fn upgrade<B: Send + 'static>(
     };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(max_message))
-                    .max_frame_size(Some(max_message));
-                let io = TokioIo::new(upgraded);
-                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                serve(ws, methods, stop).await;
+    // The connection outlives the upgrade request; what it logs keeps that request's id.
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let config = WebSocketConfig::default()
+                        .max_message_size(Some(max_message))
+                        .max_frame_size(Some(max_message));
+                    let io = TokioIo::new(upgraded);
+                    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    serve(ws, methods, stop).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
             }
-            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
-        }
-    });
+        },
+        span,
+    ));
     let mut response = http::Response::new(HttpBody::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -115,12 +120,14 @@ where
                 };
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
                 let (methods, replies) = (methods.clone(), replies.clone());
-                tokio::spawn(async move {
+                let answer = async move {
                     if let Some(reply) = super::dispatch::handle_message(&methods, &text).await {
                         let _ = replies.send(Message::text(reply)).await;
                     }
                     drop(permit);
-                });
+                };
+                // A spawned task starts outside every span: carry the connection's.
+                tokio::spawn(tracing::Instrument::in_current_span(answer));
             }
             Some(reply) = outbox.recv() => {
                 if sink.send(reply).await.is_err() {
