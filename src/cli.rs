@@ -31,7 +31,7 @@ Exit status: 0 ok, 1 internal error, 2 bad input (an unknown flag, a malformed v
 4 not found (repository, tag, platform, level), 5 credentials refused by the registry,
 6 transient: registry unavailable, rate-limited, timed out or garbled (worth retrying; nothing
 else is), 7 not an image, unconvertible or too large, 8 the trigger's digest is not the tag's
-image any more, 9 not signed by the --signed-by key.
+image any more, 9 not signed by the --signed-by key, 10 access denied by Fiat (authorize).
 
 Documentation (in the repository): README.md starts here; docs/api.md (commands, REST, JSON-RPC,
 errors, exit status), docs/configuration.md (accounts, every dimsum: key), docs/registries.md,
@@ -199,6 +199,17 @@ pub enum Command {
         /// The reference.
         #[command(flatten)]
         reference: ReferenceArgs,
+    },
+    /// Print Fiat's decision on whether USER may read ACCOUNT, as `serve` makes it (exit 0
+    /// allowed, 10 denied, 6 Fiat unreachable).
+    #[command(after_help = "See docs/security.md.")]
+    Authorize {
+        /// The Spinnaker user (`anonymous` for Fiat's unrestricted user).
+        #[arg(long)]
+        user: String,
+        /// The account.
+        #[arg(long)]
+        account: String,
     },
     /// Work with the configuration.
     #[command(after_help = "See docs/configuration.md.")]

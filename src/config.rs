@@ -147,6 +147,8 @@ pub struct Layer {
     enabled: Option<bool>,
     accounts: Vec<(String, Value)>,
     settings: serde_yaml::Mapping,
+    /// Spinnaker's own `services:` (dimsum reads `services.fiat`).
+    services: serde_yaml::Mapping,
     problems: Vec<String>,
 }
 
@@ -210,13 +212,16 @@ impl Layer {
                 .push(format!("{at}: the top level must be a mapping"));
             return;
         };
-        if let Some(section) = root.get("dimsum") {
-            match section {
-                Value::Mapping(m) => merge(&mut self.settings, m.clone()),
-                Value::Null => {}
-                _ => self
+        for (key, into) in [
+            ("dimsum", &mut self.settings),
+            ("services", &mut self.services),
+        ] {
+            match root.get(key) {
+                Some(Value::Mapping(m)) => merge(into, m.clone()),
+                None | Some(Value::Null) => {}
+                Some(_) => self
                     .problems
-                    .push(format!("{at}: dimsum: must be a mapping")),
+                    .push(format!("{at}: {key}: must be a mapping")),
             }
         }
         let registry = root
@@ -277,6 +282,7 @@ impl Config {
         let mut problems = Vec::new();
         let mut accounts: BTreeMap<String, (String, Value)> = BTreeMap::new();
         let mut settings = serde_yaml::Mapping::new();
+        let mut services = serde_yaml::Mapping::new();
         let mut enabled = true;
         for layer in layers {
             problems.extend(layer.problems);
@@ -284,11 +290,13 @@ impl Config {
                 enabled = e;
             }
             merge(&mut settings, layer.settings);
+            merge(&mut services, layer.services);
             for (name, value) in layer.accounts {
                 accounts.insert(name, (layer.name.clone(), value));
             }
         }
-        let settings = RawSettings::read(settings, &mut problems).validate(&mut problems);
+        let mut settings = RawSettings::read(settings, &mut problems).validate(&mut problems);
+        settings.fiat = settings::fiat(services.get("fiat"), &mut problems);
         let mut valid = BTreeMap::new();
         if enabled {
             for (name, (file, value)) in accounts {
@@ -618,6 +626,6 @@ mod tests;
 pub use check::describe;
 use settings::RawSettings;
 pub use settings::{
-    CacheSettings, DEFAULT_EVENTS_QUIET, Events, LIVE, RedisSettings, ServerLimits, Settings,
-    Triggers,
+    CacheSettings, CallerToken, DEFAULT_EVENTS_QUIET, Events, FiatSettings, LIVE, RedisSettings,
+    ServerLimits, Settings, Triggers, Who,
 };

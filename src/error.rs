@@ -106,6 +106,22 @@ pub enum Error {
         /// The digest the caller gave.
         given: Digest,
     },
+    /// Fiat does not grant `user` READ on `account` (Clouddriver's words).
+    #[error("Access denied to account {account} - required authorization: READ (user {user:?})")]
+    AccessDenied {
+        /// Who asked.
+        user: String,
+        /// The account.
+        account: String,
+    },
+    /// Fiat could not be asked: the answer is withheld, never given unchecked.
+    #[error("cannot check {user:?}'s permissions with Fiat: {detail}")]
+    AuthorizationUnavailable {
+        /// Who asked.
+        user: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// `signedBy` named a key and no signature of the image verified with it.
     #[error(
         "account {account:?}: {image}: no signature of {digest}{} verifies with the key {key:?}",
@@ -144,6 +160,8 @@ impl Error {
             Error::Timeout { .. } => Code::UpstreamTimeout,
             Error::TagMoved { .. } => Code::TagMoved,
             Error::NotSigned { .. } => Code::NotSigned,
+            Error::AccessDenied { .. } => Code::AccessDenied,
+            Error::AuthorizationUnavailable { .. } => Code::AuthorizationUnavailable,
             Error::NotAnImage { .. } | Error::NoConfig { .. } => Code::UnsupportedManifest,
             Error::History { source, .. } => match source {
                 history::Error::InvalidJson(_) | history::Error::NotAnObject(_) => {
@@ -206,10 +224,12 @@ pub fn exit_status(code: Code) -> u8 {
         Code::RegistryUnavailable
         | Code::RegistryRateLimited
         | Code::UpstreamTimeout
-        | Code::RegistryBadResponse => 6,
+        | Code::RegistryBadResponse
+        | Code::AuthorizationUnavailable => 6,
         Code::UnsupportedManifest | Code::HistoryUnconvertible | Code::TooLarge => 7,
         Code::TagMoved => 8,
         Code::NotSigned => 9,
+        Code::AccessDenied => 10,
     }
 }
 

@@ -31,6 +31,7 @@
 //!   registry events), with its own accept loop against slow clients; one JSON-RPC dispatcher
 //!   for all.
 //! - [`fuzzing`]: entry points shared by the fuzz targets and the corpus replay test.
+//! - [`fiat`]: who may read an account: Spinnaker's Fiat asked as Clouddriver asks it, views cached.
 //! - [`error`]: the crate [`Error`] and its single mapping to the wire codes.
 #![deny(missing_docs)]
 
@@ -40,6 +41,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod events;
+pub mod fiat;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;

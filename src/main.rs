@@ -90,6 +90,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             (Config::builtin(), dimsum::config::Sources::default())
         }
     };
+    if let Command::Authorize { user, account } = &cli.command {
+        let Some(settings) = &config.settings.fiat else {
+            anyhow::bail!("services.fiat is not enabled: every caller reads every account");
+        };
+        let fiat = dimsum::fiat::Fiat::new(settings, Arc::new(Metrics::default()));
+        let caller = dimsum::fiat::Caller { user: user.clone() };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return Ok(match runtime.block_on(fiat.check(&caller, account)) {
+            Ok(()) => {
+                println!("allow: {user:?} may read account {account:?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                say(cli.log_format, tracing::Level::ERROR, &e.to_string());
+                ExitCode::from(dimsum::error::exit_status(e.code()))
+            }
+        });
+    }
     if let Command::Config {
         command: ConfigCommand::Check,
     } = cli.command
@@ -135,6 +155,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             for problem in config.known_problems() {
                 tracing::warn!("configuration: {problem}");
+            }
+            let tokens = config.settings.api_token.is_some() || !config.settings.callers.is_empty();
+            if config.settings.fiat.is_some() && !tokens && !listen.ip().is_loopback() {
+                anyhow::bail!(
+                    "services.fiat is enabled but no token tells callers apart: beyond loopback every caller would be anonymous to Fiat; set dimsum.auth.tokenFile or dimsum.auth.tokens (docs/security.md)"
+                );
             }
             let limits = config.settings.server.clone();
             if config.settings.api_token.is_none() && !listen.ip().is_loopback() {
@@ -281,6 +307,7 @@ async fn one_shot(service: &Dimsum, command: Command, format: LogFormat) -> Exit
         Command::Serve { .. }
         | Command::Stdio { .. }
         | Command::Probe { .. }
+        | Command::Authorize { .. }
         | Command::Config { .. }
         | Command::Completions { .. } => {
             unreachable!("run handles these")

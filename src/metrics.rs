@@ -123,6 +123,18 @@ struct TriggerOutcome {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FiatOutcome {
+    /// `ok` (a view), `empty` (a user Fiat does not know, or one with no accounts), `error`.
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Decision {
+    /// `allow`, `deny` or `unavailable` (Fiat could not be asked).
+    decision: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AccountLabel {
     account: String,
 }
@@ -163,6 +175,8 @@ pub struct Metrics {
     ratelimit_remaining: Family<AccountLabel, Gauge>,
     triggers: Family<TriggerOutcome, Counter>,
     triggers_queued: Gauge,
+    fiat: Family<FiatOutcome, Counter>,
+    authz: Family<Decision, Counter>,
 }
 
 impl Default for Metrics {
@@ -269,8 +283,22 @@ impl Default for Metrics {
             "Pipeline triggers waiting for Gate (the fleet's, with Redis)",
             triggers_queued.clone(),
         );
+        let fiat = Family::<FiatOutcome, Counter>::default();
+        registry.register(
+            "fiat_requests",
+            "Views asked of Fiat, by outcome",
+            fiat.clone(),
+        );
+        let authz = Family::<Decision, Counter>::default();
+        registry.register(
+            "authz_decisions",
+            "Account permission checks, by decision",
+            authz.clone(),
+        );
         Metrics {
             registry,
+            fiat,
+            authz,
             triggers,
             triggers_queued,
             ratelimit_limit,
@@ -375,6 +403,16 @@ impl Metrics {
         self.latency
             .get_or_create(&Route { route })
             .observe(seconds);
+    }
+
+    /// Counts one request to Fiat.
+    pub fn fiat(&self, outcome: &'static str) {
+        self.fiat.get_or_create(&FiatOutcome { outcome }).inc();
+    }
+
+    /// Counts one permission decision.
+    pub fn authz(&self, decision: &'static str) {
+        self.authz.get_or_create(&Decision { decision }).inc();
     }
 
     /// Counts one configuration reload.

@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, Settings};
+use crate::config::{Config, Settings, Who};
+use crate::fiat::Caller;
 use crate::service::Dimsum;
 
 /// How often the configuration files are checked for changes.
@@ -24,14 +25,18 @@ pub struct Live {
     sources: crate::config::Sources,
     /// `dimsum.triggers` as read at start (a reload does not change where pipelines are started).
     triggers: Option<crate::config::Triggers>,
+    /// `services.fiat`, when enabled, as read at start.
+    fiat: Option<Arc<crate::fiat::Fiat>>,
 }
 
 /// SHA-256 of the tokens callers must send, hashed once here so a check hashes only what the
 /// caller sent.
 #[derive(Debug, Default)]
 struct Gates {
-    /// `dimsum.auth.tokenFile`: callers of `serve`.
+    /// `dimsum.auth.tokenFile`: callers of `serve`, `anonymous` to Fiat.
     api: Option<[u8; 32]>,
+    /// `dimsum.auth.tokens`: callers who say who they are.
+    callers: Vec<([u8; 32], Who)>,
     /// `dimsum.events.tokenFile`: registries posting to `/events`, and whether to pre-fetch.
     events: Option<([u8; 32], bool)>,
 }
@@ -43,6 +48,11 @@ impl Gates {
                 .api_token
                 .as_ref()
                 .map(|t| token_digest(t.expose())),
+            callers: settings
+                .callers
+                .iter()
+                .map(|c| (token_digest(c.token.expose()), c.who.clone()))
+                .collect(),
             events: settings
                 .events
                 .as_ref()
@@ -78,21 +88,57 @@ impl Live {
             gates: ArcSwap::from_pointee(Gates::of(settings)),
             sources: sources.into(),
             triggers: settings.triggers.clone(),
+            fiat: None,
         }
+    }
+
+    /// Checks account permissions with `fiat` from now on.
+    pub fn with_fiat(mut self, fiat: Option<Arc<crate::fiat::Fiat>>) -> Live {
+        self.fiat = fiat;
+        self
+    }
+
+    /// Fiat, when `services.fiat.enabled`.
+    pub fn fiat(&self) -> Option<&Arc<crate::fiat::Fiat>> {
+        self.fiat.as_ref()
+    }
+
+    /// Who calls with `bearer` (the token after `Bearer `), `user` being `X-Dimsum-User`; `None`
+    /// when the token is missing or wrong. With no token configured everyone is `anonymous`.
+    /// A delegate token's caller is whoever `user` names (`anonymous` when it names nobody, or
+    /// holds an unresolved `${…}`); any other token ignores `user`, and says so in the log.
+    pub fn caller(&self, bearer: Option<&str>, user: Option<&str>) -> Option<Caller> {
+        let gates = self.gates.load();
+        let named = user
+            .map(str::trim)
+            .filter(|u| !u.is_empty() && !u.contains("${"));
+        let ignoring = || {
+            if user.is_some() {
+                tracing::warn!("X-Dimsum-User ignored: only a delegate token may name the user");
+            }
+        };
+        if let Some((_, who)) = gates.callers.iter().find(|(t, _)| matches(bearer, t)) {
+            return Some(match who {
+                Who::User(u) => {
+                    ignoring();
+                    Caller { user: u.clone() }
+                }
+                Who::Delegate => {
+                    named.map_or_else(Caller::anonymous, |u| Caller { user: u.to_owned() })
+                }
+            });
+        }
+        let open = gates.api.is_none() && gates.callers.is_empty();
+        if open || gates.api.as_ref().is_some_and(|t| matches(bearer, t)) {
+            ignoring();
+            return Some(Caller::anonymous());
+        }
+        None
     }
 
     /// `dimsum.triggers`, as read at start.
     pub fn triggers(&self) -> Option<&crate::config::Triggers> {
         self.triggers.as_ref()
-    }
-
-    /// Whether a caller presenting `bearer` (the token after `Bearer `) may call: always when no
-    /// token is configured.
-    pub fn authorizes(&self, bearer: Option<&str>) -> bool {
-        match &self.gates.load().api {
-            None => true,
-            Some(expected) => matches(bearer, expected),
-        }
     }
 
     /// What a registry presenting `token` (from `Authorization: Bearer` or `?token=`) may do at
@@ -149,7 +195,11 @@ impl Live {
         };
         let replica_events = shared.as_ref().and_then(|s| s.replica_events());
         let service = Dimsum::with_shared(config, shared, metrics);
-        let live = Arc::new(Live::new(service, &config.settings, sources));
+        let fiat =
+            config.settings.fiat.as_ref().map(|settings| {
+                Arc::new(crate::fiat::Fiat::new(settings, service.metrics().clone()))
+            });
+        let live = Arc::new(Live::new(service, &config.settings, sources).with_fiat(fiat));
         if let Some(events) = replica_events {
             tokio::spawn(live.clone().follow_replicas(events));
         }

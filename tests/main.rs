@@ -16,6 +16,7 @@ mod docs;
 mod errors;
 mod events;
 mod faults;
+mod fiat;
 mod fleet;
 mod hardening;
 mod image;

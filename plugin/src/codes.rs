@@ -45,11 +45,15 @@ pub enum Code {
     NotSigned,
     /// A manifest or config larger than dimsum's limit: permanent until the limit is raised.
     TooLarge,
+    /// Fiat does not grant the caller READ on the account.
+    AccessDenied,
+    /// Fiat could not be asked (down, slow, 5xx, garbled): no answer without the check.
+    AuthorizationUnavailable,
 }
 
 impl Code {
     /// Every code, for tables and for tests that check each has a status.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 19] = [
         Code::InvalidReference,
         Code::UnknownAccount,
         Code::NotFound,
@@ -67,6 +71,8 @@ impl Code {
         Code::NotFoundOrNoAccess,
         Code::NotSigned,
         Code::TooLarge,
+        Code::AccessDenied,
+        Code::AuthorizationUnavailable,
     ];
 
     /// The JSON-RPC error code.
@@ -89,6 +95,8 @@ impl Code {
             Code::NotFoundOrNoAccess => 1015,
             Code::NotSigned => 1016,
             Code::TooLarge => 1017,
+            Code::AccessDenied => 1018,
+            Code::AuthorizationUnavailable => 1019,
         }
     }
 
@@ -112,6 +120,8 @@ impl Code {
             Code::NotFoundOrNoAccess => "not_found_or_no_access",
             Code::NotSigned => "not_signed",
             Code::TooLarge => "too_large",
+            Code::AccessDenied => "access_denied",
+            Code::AuthorizationUnavailable => "authorization_unavailable",
         }
     }
 
@@ -125,9 +135,11 @@ impl Code {
             | Code::NoMatchingPlatform
             | Code::NotFoundOrNoAccess => 404,
             Code::UnsupportedManifest | Code::HistoryUnconvertible | Code::TooLarge => 422,
-            Code::RegistryDenied => 403,
+            Code::RegistryDenied | Code::AccessDenied => 403,
             Code::RegistryRateLimited => 429,
-            Code::RegistryUnavailable | Code::UpstreamTimeout => 503,
+            Code::RegistryUnavailable | Code::UpstreamTimeout | Code::AuthorizationUnavailable => {
+                503
+            }
             // A configuration no wait can mend (an unresolvable secret, a failing
             // passwordCommand): 500 is in the stage's failFastStatusCodes.
             Code::AccountUnusable => 500,

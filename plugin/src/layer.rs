@@ -51,10 +51,12 @@ impl Answer {
 /// What the REST routes call: the service behind the JSON-RPC methods, asked directly. Errors
 /// are the JSON-RPC error objects those methods would return, so both wires say the same.
 pub trait Backend: Clone + Send + Sync + 'static {
-    /// Answers one call.
+    /// Answers one call; `extensions` are the request's (who calls, as the server's
+    /// authentication put it there).
     fn answer(
         &self,
         call: Call,
+        extensions: &http::Extensions,
     ) -> impl Future<Output = Result<Answer, ErrorObjectOwned>> + Send + 'static;
 }
 
@@ -142,7 +144,7 @@ where
             return ready(response);
         }
         let action = call.action;
-        let answer = self.backend.answer(call);
+        let answer = self.backend.answer(call, req.extensions());
         Box::pin(async move { Ok(render(action, answer.await)) })
     }
 }

@@ -77,6 +77,10 @@ fn every_url_is_a_route() {
             "Orca's default is POST; the entry must say GET"
         );
         assert_eq!(entry["customHeaders"]["Accept"][0], "application/json");
+        assert_eq!(
+            entry["customHeaders"]["X-Dimsum-User"][0], "${execution.authentication.user}",
+            "the stage names who runs the pipeline, for dimsum's Fiat check"
+        );
         types.push(entry["type"].as_str().unwrap().to_owned());
         for trigger in triggers {
             let url = fill(&entry, trigger);

@@ -103,7 +103,12 @@ pub fn describe(config: &Config) -> String {
         s.cache.tag_ttl.as_secs(),
         s.cache.negative_ttl.as_secs()
     );
-    let _ = writeln!(out, "  auth: tokenFile={}", set(s.api_token.is_some()));
+    let _ = writeln!(
+        out,
+        "  auth: tokenFile={} tokens={}",
+        set(s.api_token.is_some()),
+        s.callers.len()
+    );
     let _ = writeln!(
         out,
         "  events: {}",
@@ -158,6 +163,21 @@ pub fn describe(config: &Config) -> String {
                 t.lease.as_millis()
             ),
             None => "off".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "services.fiat: {}",
+        match &s.fiat {
+            Some(f) => format!(
+                "on {} connectTimeoutMs={} readTimeoutMs={} cache.maxEntries={} cache.expiresAfterWriteSeconds={}",
+                f.base_url,
+                f.connect_timeout.as_millis(),
+                f.read_timeout.as_millis(),
+                f.max_entries,
+                f.expires_after_write.as_secs()
+            ),
+            None => "off (every caller reads every account)".to_owned(),
         }
     );
     out

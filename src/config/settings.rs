@@ -34,6 +34,44 @@ pub struct Settings {
     pub cosign_keys: Vec<CosignKey>,
     /// Pipelines started from pushes (`triggers`), if configured (read at start).
     pub triggers: Option<Triggers>,
+    /// Tokens that name who calls (`auth.tokens`): a user, or a delegate naming the user.
+    pub callers: Vec<CallerToken>,
+    /// Spinnaker's `services.fiat`, when `enabled` (read at start).
+    pub fiat: Option<FiatSettings>,
+}
+
+/// One `dimsum.auth.tokens` entry: a token, and who its holder is.
+#[derive(Debug, Clone)]
+pub struct CallerToken {
+    /// The token (first line of `tokenFile`).
+    pub token: Secret,
+    /// Who calls with it.
+    pub who: Who,
+}
+
+/// Who a token's holder is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// Always this user (scripts, JSON-RPC clients).
+    User(String),
+    /// Whoever `X-Dimsum-User` names (Orca's stage); `anonymous` when it names nobody.
+    Delegate,
+}
+
+/// Spinnaker's `services.fiat`: where account permissions are asked, in Spinnaker's own names
+/// (fiat.md A1), with timeouts that fit in `callTimeoutMillis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiatSettings {
+    /// `baseUrl`, e.g. `http://spin-fiat.spinnaker:7003`.
+    pub base_url: Url,
+    /// `connectTimeoutMs` (default 2000).
+    pub connect_timeout: Duration,
+    /// `readTimeoutMs` (default 3000).
+    pub read_timeout: Duration,
+    /// `cache.maxEntries` (default 1000): users whose view is kept.
+    pub max_entries: u64,
+    /// `cache.expiresAfterWriteSeconds` (default 20): how long a view is believed.
+    pub expires_after_write: Duration,
 }
 
 /// `dimsum.triggers`: where pushes are posted to start pipelines, and which.
@@ -160,6 +198,8 @@ impl Default for Settings {
             server: ServerLimits::default(),
             cosign_keys: Vec::new(),
             triggers: None,
+            callers: Vec::new(),
+            fiat: None,
         }
     }
 }
@@ -303,7 +343,109 @@ struct RawEvents {
 struct RawAuth {
     /// File whose first line (trimmed) is the bearer token every REST and JSON-RPC caller of
     /// `serve` must send (`Authorization: Bearer <token>`); `/healthz` and `/readyz` are exempt.
+    /// Its holder is `anonymous` to Fiat.
     token_file: Option<PathBuf>,
+    /// More tokens, each naming who holds it: `[{tokenFile, user}]` or
+    /// `[{tokenFile, delegate: true}]`.
+    #[serde(default)]
+    tokens: Vec<RawCallerToken>,
+}
+
+/// One `dimsum.auth.tokens` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCallerToken {
+    token_file: Option<PathBuf>,
+    user: Option<String>,
+    #[serde(default)]
+    delegate: Scalar<bool>,
+}
+
+/// Spinnaker's `services.fiat` (Spring's relaxed names: camelCase or kebab-case). Keys dimsum
+/// does not use (`legacyFallback`, `refreshable`, `retry`) are Spinnaker's and accepted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFiat {
+    #[serde(default)]
+    enabled: Scalar<bool>,
+    #[serde(alias = "base-url")]
+    base_url: Option<String>,
+    #[serde(default, alias = "connect-timeout-ms")]
+    connect_timeout_ms: Scalar<u64>,
+    #[serde(default, alias = "read-timeout-ms")]
+    read_timeout_ms: Scalar<u64>,
+    #[serde(default)]
+    cache: RawFiatCache,
+    #[serde(default, alias = "legacy-fallback")]
+    legacy_fallback: Scalar<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFiatCache {
+    #[serde(default, alias = "max-entries")]
+    max_entries: Scalar<u64>,
+    #[serde(default, alias = "expires-after-write-seconds")]
+    expires_after_write_seconds: Scalar<u64>,
+}
+
+/// `services.fiat`, when enabled: every problem pushed, as for `dimsum:`.
+pub(super) fn fiat(
+    section: Option<&serde_yaml::Value>,
+    problems: &mut Vec<String>,
+) -> Option<FiatSettings> {
+    let raw: RawFiat = match section {
+        None => return None,
+        Some(v) => serde_yaml::from_value(v.clone()).unwrap_or_else(|e| {
+            problems.push(format!("services.fiat: {e}"));
+            RawFiat::default()
+        }),
+    };
+    let mut sub = Vec::new();
+    let enabled = raw.enabled.get("fiat.enabled", &mut sub);
+    let connect = raw
+        .connect_timeout_ms
+        .positive("fiat.connectTimeoutMs", &mut sub);
+    let read = raw.read_timeout_ms.positive("fiat.readTimeoutMs", &mut sub);
+    let max_entries = raw
+        .cache
+        .max_entries
+        .positive("fiat.cache.maxEntries", &mut sub);
+    let ttl = raw
+        .cache
+        .expires_after_write_seconds
+        .get("fiat.cache.expiresAfterWriteSeconds", &mut sub);
+    if raw.legacy_fallback.get("fiat.legacyFallback", &mut sub) == Some(true) {
+        tracing::warn!("services.fiat.legacyFallback is not honoured: a failed check is a refusal");
+    }
+    // Scalar's messages say `dimsum.`; these keys are Spinnaker's `services.`.
+    problems.extend(
+        sub.into_iter()
+            .map(|p| p.replacen("dimsum.", "services.", 1)),
+    );
+    if enabled != Some(true) {
+        return None;
+    }
+    let base_url = match raw.base_url.as_deref().map(Url::parse) {
+        Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+        Some(_) => {
+            problems.push("services.fiat.baseUrl must be an http(s) URL, e.g. http://spin-fiat.spinnaker:7003".to_owned());
+            return None;
+        }
+        None => {
+            problems.push(
+                "services.fiat.baseUrl is required when services.fiat.enabled is true".to_owned(),
+            );
+            return None;
+        }
+    };
+    Some(FiatSettings {
+        base_url,
+        connect_timeout: Duration::from_millis(connect.unwrap_or(2000)),
+        read_timeout: Duration::from_millis(read.unwrap_or(3000)),
+        max_entries: max_entries.unwrap_or(1000),
+        expires_after_write: Duration::from_secs(ttl.unwrap_or(20)),
+    })
 }
 
 /// `dimsum.cache`.
@@ -387,6 +529,27 @@ impl RawSettings {
         let mut s = Settings::default();
         if let Some(path) = &self.auth.token_file {
             s.api_token = read_token("auth.tokenFile", path, problems);
+        }
+        for (i, raw) in self.auth.tokens.iter().enumerate() {
+            let at = format!("auth.tokens[{i}]");
+            let delegate = raw.delegate.get(&format!("{at}.delegate"), problems);
+            let who = match (raw.user.as_deref().map(str::trim), delegate) {
+                (Some(user), None | Some(false)) if !user.is_empty() => Who::User(user.to_owned()),
+                (None, Some(true)) => Who::Delegate,
+                _ => {
+                    problems.push(format!(
+                        "dimsum.{at}: give user (this token always acts as that user) or delegate: true (it names the user in X-Dimsum-User), one of them"
+                    ));
+                    continue;
+                }
+            };
+            let Some(path) = &raw.token_file else {
+                problems.push(format!("dimsum.{at}.tokenFile is required"));
+                continue;
+            };
+            if let Some(token) = read_token(&format!("{at}.tokenFile"), path, problems) {
+                s.callers.push(CallerToken { token, who });
+            }
         }
         let prefetch = self.events.prefetch.get("events.prefetch", problems);
         let quiet = self

@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 
 use self::types::ManifestResult;
 use crate::error::Error;
+use crate::fiat::Caller;
 use crate::history;
 use crate::reload::Live;
 use crate::service::{ImageRequest, ManifestAnswer};
@@ -152,39 +153,41 @@ impl Rpc {
             ),
         ];
         for (name, action) in image_methods {
-            let registered = module.register_async_method(name, move |params, rpc, _| async move {
-                let call = match action {
-                    Action::History { .. } => {
-                        let p: HistoryParams = params::parse(&params, HISTORY)?;
-                        let action = Action::History {
-                            level: p.level,
-                            strict: p.strict.unwrap_or(false),
-                        };
-                        p.image.into_call(action)?
-                    }
-                    _ => params::parse::<ImageParams>(&params, IMAGE)?.into_call(action)?,
-                };
-                rpc.result(call).await
-            });
+            let registered =
+                module.register_async_method(name, move |params, rpc, ext| async move {
+                    let call = match action {
+                        Action::History { .. } => {
+                            let p: HistoryParams = params::parse(&params, HISTORY)?;
+                            let action = Action::History {
+                                level: p.level,
+                                strict: p.strict.unwrap_or(false),
+                            };
+                            p.image.into_call(action)?
+                        }
+                        _ => params::parse::<ImageParams>(&params, IMAGE)?.into_call(action)?,
+                    };
+                    rpc.result(call, ext.get::<Caller>()).await
+                });
             registered.unwrap_or_else(|e| unreachable!("each name once: {e}"));
         }
         for (name, action) in [
             ("getPlatforms", Action::Platforms),
             ("getDigest", Action::Digest),
         ] {
-            let registered = module.register_async_method(name, move |params, rpc, _| async move {
-                let p: ReferenceParams = params::parse(&params, REFERENCE)?;
-                let call = Call {
-                    action,
-                    reference: reference(p.reference, p.tag)?,
-                    account: p.account,
-                    repository: p.repository,
-                    platform: None,
-                    digest: None,
-                    signed_by: None,
-                };
-                rpc.result(call).await
-            });
+            let registered =
+                module.register_async_method(name, move |params, rpc, ext| async move {
+                    let p: ReferenceParams = params::parse(&params, REFERENCE)?;
+                    let call = Call {
+                        action,
+                        reference: reference(p.reference, p.tag)?,
+                        account: p.account,
+                        repository: p.repository,
+                        platform: None,
+                        digest: None,
+                        signed_by: None,
+                    };
+                    rpc.result(call, ext.get::<Caller>()).await
+                });
             registered.unwrap_or_else(|e| unreachable!("each name once: {e}"));
         }
         module
@@ -197,7 +200,8 @@ impl Rpc {
     }
 
     /// A JSON-RPC method's result: the same answer as the REST route's, as one JSON value.
-    async fn result(&self, call: Call) -> RpcResult<Box<RawValue>> {
+    async fn result(&self, call: Call, caller: Option<&Caller>) -> RpcResult<Box<RawValue>> {
+        self.authorize(&call, caller).await?;
         let action = call.action;
         match action {
             Action::Manifest => {
@@ -210,6 +214,16 @@ impl Rpc {
                 serde_json::value::to_raw_value(&result).map_err(|e| internal(&e))
             }
             _ => raw_bytes(self.answer_call(call).await?.into_bytes(), "the answer"),
+        }
+    }
+
+    /// With Fiat on, a caller (anyone over HTTP or WebSocket) must have READ on the account,
+    /// checked before the account is even looked up, so an unknown account and a forbidden one
+    /// look alike; stdio has no caller and no check.
+    async fn authorize(&self, call: &Call, caller: Option<&Caller>) -> Result<(), Error> {
+        match (self.live.fiat(), caller) {
+            (Some(fiat), Some(caller)) => fiat.check(caller, &call.account).await,
+            _ => Ok(()),
         }
     }
 
@@ -263,9 +277,14 @@ impl Backend for Rpc {
     fn answer(
         &self,
         call: Call,
+        extensions: &http::Extensions,
     ) -> impl Future<Output = Result<Answer, ErrorObjectOwned>> + Send + 'static {
         let rpc = self.clone();
-        async move { Ok(rpc.answer_call(call).await?) }
+        let caller = extensions.get::<Caller>().cloned();
+        async move {
+            rpc.authorize(&call, caller.as_ref()).await?;
+            Ok(rpc.answer_call(call).await?)
+        }
     }
 }
 

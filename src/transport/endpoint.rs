@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tower::Service;
 
 use super::websocket;
+use crate::fiat::Caller;
 
 /// The innermost service of the port.
 #[derive(Debug, Clone)]
@@ -39,15 +40,21 @@ impl Service<Request<HttpBody>> for Endpoint {
     }
 
     fn call(&mut self, req: Request<HttpBody>) -> BoxFuture {
+        // Who calls, as the guard established it, goes with every method call of this request
+        // (a WebSocket's: of the connection), each checked on its own.
+        let mut methods = self.methods.clone();
+        if let Some(caller) = req.extensions().get::<Caller>() {
+            methods.extensions_mut().insert(caller.clone());
+        }
         if req.method() == Method::GET && websocket::wants_websocket(req.headers()) {
-            let response =
-                websocket::upgrade(req, self.methods.clone(), self.max_body, self.stop.clone());
+            let response = websocket::upgrade(req, methods, self.max_body, self.stop.clone());
             return Box::pin(std::future::ready(Ok(response)));
         }
         if req.method() != Method::POST {
             let msg = format!(
-                "method {} not allowed on /: JSON-RPC is POST / with Content-Type: application/json, or GET / with Upgrade: websocket; REST routes are /{{account}}/{{repository}}/{{reference}}/history, /metadata or /labels",
-                req.method()
+                "method {} not allowed on /: JSON-RPC is POST / with Content-Type: application/json, or GET / with Upgrade: websocket; REST routes are /{{account}}/{{repository}}/{{reference}}/{{{}}}",
+                req.method(),
+                dimsum_rest::routes::ROUTES.join("|")
             );
             let status = StatusCode::METHOD_NOT_ALLOWED;
             let allow = http::header::ALLOW;
@@ -62,7 +69,7 @@ impl Service<Request<HttpBody>> for Endpoint {
             );
             return Box::pin(std::future::ready(Ok(response)));
         }
-        let (methods, max) = (self.methods.clone(), self.max_body);
+        let max = self.max_body;
         Box::pin(async move {
             let body = http_body_util::Limited::new(req.into_body(), max);
             let bytes = match body.collect().await {

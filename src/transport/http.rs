@@ -27,6 +27,9 @@ use crate::config::ServerLimits;
 use crate::reload::Live;
 use crate::rpc::Rpc;
 
+/// The header a delegate token's holder (Orca's stage) names the user in.
+pub const USER_HEADER: &str = "x-dimsum-user";
+
 /// Serves on `listener` until `shutdown` resolves, then drains for at most `limits.drain`.
 pub async fn serve(
     listener: std::net::TcpListener,
@@ -112,8 +115,16 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        if !self.live.authorizes(super::bearer(req.headers())) {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let user = req
+            .headers()
+            .get(USER_HEADER)
+            .map(|v| v.to_str().unwrap_or("${not UTF-8}"));
+        let caller = self.live.caller(super::bearer(req.headers()), user);
+        if let Some(caller) = caller {
+            // The REST routes and the JSON-RPC methods read who calls from here.
+            req.extensions_mut().insert(caller);
+        } else {
             let response = super::json_error_with(
                 StatusCode::UNAUTHORIZED,
                 -32001,

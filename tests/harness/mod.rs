@@ -2,6 +2,7 @@
 //! for the dimsum binary. Everything listens on 127.0.0.1 ports chosen by the OS.
 
 pub mod fault;
+pub mod fiat;
 pub mod gate;
 pub mod images;
 pub mod podman;
