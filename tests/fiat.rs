@@ -59,7 +59,7 @@ async fn world(ttl_seconds: u64) -> World {
     );
     let url = registry.url();
     let yaml = format!(
-        "services:\n  fiat:\n    enabled: true\n    baseUrl: {}\n    cache: {{expiresAfterWriteSeconds: {ttl_seconds}}}\ndimsum:\n  auth:\n    tokenFile: {plain}\n    tokens:\n    - {{tokenFile: {bound}, user: alice}}\n    - {{tokenFile: {orca}, delegate: true}}\ndockerRegistry:\n  accounts:\n  - {{name: team-a, address: \"{url}\"}}\n  - {{name: writers, address: \"{url}\"}}\n  - {{name: open, address: \"{url}\"}}\n",
+        "services:\n  fiat:\n    enabled: true\n    baseUrl: {}\n    readTimeoutMs: 500\n    cache: {{expiresAfterWriteSeconds: {ttl_seconds}}}\ndimsum:\n  auth:\n    tokenFile: {plain}\n    tokens:\n    - {{tokenFile: {bound}, user: alice}}\n    - {{tokenFile: {orca}, delegate: true}}\ndockerRegistry:\n  accounts:\n  - {{name: team-a, address: \"{url}\"}}\n  - {{name: writers, address: \"{url}\"}}\n  - {{name: open, address: \"{url}\"}}\n",
         fiat.url
     );
     let cfg = crate::harness::run::config(dir.path(), &yaml);
@@ -150,22 +150,12 @@ async fn only_users_with_read_receive_anything_about_an_accounts_images() {
         {"jsonrpc": "2.0", "id": 2, "method": "getManifest", "params": ["writers", "team/app", "v1"]},
         {"jsonrpc": "2.0", "id": 3, "method": "getOrigin", "params": ["writers", "team/app", "v1"]}
     ]);
-    let reply = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .post(&w.served.url)
-        .bearer_auth(ORCA)
-        .header("x-dimsum-user", "alice")
-        .header("content-type", "application/json")
-        .body(batch.to_string())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let reply: Value = serde_json::from_slice(&reply).unwrap();
+    let bearer = format!("Bearer {ORCA}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-dimsum-user", "alice"),
+    ];
+    let reply = crate::harness::post_rpc(&w.served.url, &batch, &headers).await;
     assert_eq!(reply[0]["result"]["revision"], "abc123", "{reply}");
     for i in [1, 2] {
         assert_eq!(reply[i]["error"]["code"], 1018, "{reply}");
@@ -254,6 +244,12 @@ async fn views_are_cached_for_their_time_asked_once_and_a_failure_is_a_refusal_n
     }
     assert!(refetched, "nothing is served past its time");
 
+    // Fiat slower than readTimeoutMs: a refusal, not a wait.
+    w.fiat.state.delay_ms.store(1500, Ordering::SeqCst);
+    let (status, body) = w.labels("open", ORCA, Some("erin-slow")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["data"]["name"], "authorization_unavailable");
+    w.fiat.state.delay_ms.store(0, Ordering::SeqCst);
     // Fiat failing: 503 for everyone, nothing cached, recovery without a restart.
     for failure in [Failure::ServerError, Failure::Garbage] {
         w.fiat.fail(failure);

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use serde_yaml::Value;
 
-use crate::harness::images::{Pusher, SCHEMA2, VA, VA_LAYER};
 use crate::harness::podman::Podman;
-use crate::harness::registry::{Mode, Registry};
 
 const TOKEN: &str = "image-test-api-token-0123456789";
 
@@ -259,21 +257,8 @@ async fn run_as(podman: &Podman, image: &str, layout: &Layout, registry: &str) {
         "abc123"
     );
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": "getLabels", "params": ["local", "team/app", "v1"]});
-    let reply = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .post(&base)
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body(request.to_string())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let rpc: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let rpc = crate::harness::post_rpc(&base, &request, &[("authorization", &bearer)]).await;
     assert_eq!(rpc["result"]["revision"], "abc123", "{rpc}");
     let (status, metrics) = get(&format!("{base}/metrics"), None).await;
     assert_eq!(status, 200);
@@ -312,13 +297,7 @@ async fn the_shipped_image_builds_reproducibly_and_runs_as_kubernetes_runs_it() 
     assert_eq!(first, second, "two builds of one commit, one image");
 
     // Through a real registry and back.
-    let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
-    Pusher::new(
-        &registry.url(),
-        Some(crate::harness::basic("ci", "pa55word")),
-    )
-    .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-    .await;
+    let registry = crate::harness::htpasswd_world().await;
     let host = registry.url().trim_start_matches("http://").to_owned();
     let image = format!("{host}/spinnaker/dimsum:test");
     let pushed = format!("docker://{image}");

@@ -174,13 +174,7 @@ async fn metrics_move_under_load() {
 /// numbers to a hundredth, and nothing is printed twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_an_operator_can_use() {
-    let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
-    Pusher::new(
-        &registry.url(),
-        Some(crate::harness::basic("ci", "pa55word")),
-    )
-    .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-    .await;
+    let registry = crate::harness::htpasswd_world().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::harness::run::config(
         dir.path(),

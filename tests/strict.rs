@@ -5,7 +5,6 @@
 use serde_json::{Value, json};
 
 use crate::harness::images::{LIST, OCI_INDEX, Pusher, SCHEMA2, VA, VA_LAYER, digest};
-use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::dimsum;
 use crate::harness::server::Served;
 
@@ -331,13 +330,7 @@ async fn config_platforms_and_digest_on_every_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_misconfigured_account_fails_fast_and_config_check_finds_it() {
     // Basic auth: a lookup needs the password, so a failing passwordCommand is met at once.
-    let registry = Registry::start(Mode::Htpasswd(&[("ci", "pa55word")]));
-    Pusher::new(
-        &registry.url(),
-        Some(crate::harness::basic("ci", "pa55word")),
-    )
-    .image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER])
-    .await;
+    let registry = crate::harness::htpasswd_world().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::harness::run::config(
         dir.path(),

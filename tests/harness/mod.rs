@@ -95,6 +95,48 @@ impl Drop for App {
     }
 }
 
+/// A registry behind htpasswd Basic auth (user `ci`, password `pa55word`) holding Vector A as
+/// `team/app:v1`.
+pub async fn htpasswd_world() -> registry::Registry {
+    let registry = registry::Registry::start(registry::Mode::Htpasswd(&[("ci", "pa55word")]));
+    images::Pusher::new(&registry.url(), Some(basic("ci", "pa55word")))
+        .image(
+            "team/app",
+            "v1",
+            images::SCHEMA2,
+            images::VA,
+            &[images::VA_LAYER],
+        )
+        .await;
+    registry
+}
+
+/// A JSON-RPC request (or batch) POSTed to `url` with these headers; the whole reply.
+pub async fn post_rpc(
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> serde_json::Value {
+    let mut request = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(url)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let reply = request
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply).unwrap()
+}
+
 /// An open registry holding Vector A as `team/app:v1`, and a config naming it account `local`.
 pub async fn open_world() -> (registry::Registry, tempfile::TempDir, std::path::PathBuf) {
     let registry = registry::Registry::start(registry::Mode::Open);

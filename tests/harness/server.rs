@@ -61,20 +61,7 @@ impl Served {
     pub async fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
         let body =
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        serde_json::from_slice(&reply).unwrap()
+        super::post_rpc(&self.url, &body, &[]).await
     }
 
     /// `ws://127.0.0.1:<port>`.
