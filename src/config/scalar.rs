@@ -53,13 +53,13 @@ impl<'de> Deserialize<'de> for Scalar<bool> {
 }
 
 impl<T: Copy> Scalar<T> {
-    /// The value if set and good; a bad one is a problem naming `key` (`dimsum.` omitted).
+    /// The value if set and good; a bad one is a problem naming `key` (its whole path).
     pub(crate) fn get(&self, key: &str, problems: &mut Vec<String>) -> Option<T> {
         match self {
             Scalar::Unset => None,
             Scalar::Set(v) => Some(*v),
             Scalar::Bad(why) => {
-                problems.push(format!("dimsum.{key}: {why}"));
+                problems.push(format!("{key}: {why}"));
                 None
             }
         }
@@ -72,7 +72,7 @@ impl Scalar<u64> {
         match self.get(key, problems) {
             Some(0) => {
                 problems.push(format!(
-                    "dimsum.{key}: 0 is not allowed here; leave the key out for the default"
+                    "{key}: 0 is not allowed here; leave the key out for the default"
                 ));
                 None
             }
@@ -98,8 +98,11 @@ mod tests {
         assert!(matches!(b("yes_please"), Scalar::Bad(_)));
         assert!(matches!(b("1"), Scalar::Bad(_)));
         let mut problems = Vec::new();
-        assert_eq!(n("0").positive("callTimeoutMillis", &mut problems), None);
-        assert_eq!(n("ten").get("retries", &mut problems), None);
+        assert_eq!(
+            n("0").positive("dimsum.callTimeoutMillis", &mut problems),
+            None
+        );
+        assert_eq!(n("ten").get("dimsum.retries", &mut problems), None);
         assert_eq!(
             problems,
             [

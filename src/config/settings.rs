@@ -401,28 +401,28 @@ pub(super) fn fiat(
             RawFiat::default()
         }),
     };
-    let mut sub = Vec::new();
-    let enabled = raw.enabled.get("fiat.enabled", &mut sub);
+    let enabled = raw.enabled.get("services.fiat.enabled", problems);
     let connect = raw
         .connect_timeout_ms
-        .positive("fiat.connectTimeoutMs", &mut sub);
-    let read = raw.read_timeout_ms.positive("fiat.readTimeoutMs", &mut sub);
+        .positive("services.fiat.connectTimeoutMs", problems);
+    let read = raw
+        .read_timeout_ms
+        .positive("services.fiat.readTimeoutMs", problems);
     let max_entries = raw
         .cache
         .max_entries
-        .positive("fiat.cache.maxEntries", &mut sub);
+        .positive("services.fiat.cache.maxEntries", problems);
     let ttl = raw
         .cache
         .expires_after_write_seconds
-        .get("fiat.cache.expiresAfterWriteSeconds", &mut sub);
-    if raw.legacy_fallback.get("fiat.legacyFallback", &mut sub) == Some(true) {
+        .get("services.fiat.cache.expiresAfterWriteSeconds", problems);
+    if raw
+        .legacy_fallback
+        .get("services.fiat.legacyFallback", problems)
+        == Some(true)
+    {
         tracing::warn!("services.fiat.legacyFallback is not honoured: a failed check is a refusal");
     }
-    // Scalar's messages say `dimsum.`; these keys are Spinnaker's `services.`.
-    problems.extend(
-        sub.into_iter()
-            .map(|p| p.replacen("dimsum.", "services.", 1)),
-    );
     if enabled != Some(true) {
         return None;
     }
@@ -532,7 +532,7 @@ impl RawSettings {
         }
         for (i, raw) in self.auth.tokens.iter().enumerate() {
             let at = format!("auth.tokens[{i}]");
-            let delegate = raw.delegate.get(&format!("{at}.delegate"), problems);
+            let delegate = raw.delegate.get(&format!("dimsum.{at}.delegate"), problems);
             let who = match (raw.user.as_deref().map(str::trim), delegate) {
                 (Some(user), None | Some(false)) if !user.is_empty() => Who::User(user.to_owned()),
                 (None, Some(true)) => Who::Delegate,
@@ -551,11 +551,11 @@ impl RawSettings {
                 s.callers.push(CallerToken { token, who });
             }
         }
-        let prefetch = self.events.prefetch.get("events.prefetch", problems);
+        let prefetch = self.events.prefetch.get("dimsum.events.prefetch", problems);
         let quiet = self
             .events
             .quiet_seconds
-            .get("events.quietSeconds", problems);
+            .get("dimsum.events.quietSeconds", problems);
         if let Some(path) = &self.events.token_file {
             s.events = read_token("events.tokenFile", path, problems).map(|token| Events {
                 token,
@@ -573,23 +573,23 @@ impl RawSettings {
         let server = &self.server;
         if let Some(n) = server
             .max_connections
-            .positive("server.maxConnections", problems)
+            .positive("dimsum.server.maxConnections", problems)
         {
             s.server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
         }
         for (key, ms, slot) in [
             (
-                "server.headerTimeoutMillis",
+                "dimsum.server.headerTimeoutMillis",
                 &server.header_timeout_millis,
                 &mut s.server.header_timeout,
             ),
             (
-                "server.bodyTimeoutMillis",
+                "dimsum.server.bodyTimeoutMillis",
                 &server.body_timeout_millis,
                 &mut s.server.body_timeout,
             ),
             (
-                "server.requestTimeoutMillis",
+                "dimsum.server.requestTimeoutMillis",
                 &server.request_timeout_millis,
                 &mut s.server.request_timeout,
             ),
@@ -600,39 +600,42 @@ impl RawSettings {
         }
         if let Some(ms) = self
             .call_timeout_millis
-            .positive("callTimeoutMillis", problems)
+            .positive("dimsum.callTimeoutMillis", problems)
         {
             s.call_timeout = Duration::from_millis(ms);
         }
         if let Some(n) = self
             .max_manifest_bytes
-            .positive("maxManifestBytes", problems)
+            .positive("dimsum.maxManifestBytes", problems)
         {
             s.limits.max_manifest_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
-        if let Some(n) = self.max_config_bytes.positive("maxConfigBytes", problems) {
+        if let Some(n) = self
+            .max_config_bytes
+            .positive("dimsum.maxConfigBytes", problems)
+        {
             s.limits.max_config_bytes = usize::try_from(n).unwrap_or(usize::MAX);
         }
-        if let Some(n) = self.retries.get("retries", problems) {
+        if let Some(n) = self.retries.get("dimsum.retries", problems) {
             if n > 10 {
                 problems.push(format!("dimsum.retries: {n} is more than 10"));
             }
             s.limits.retries = n.min(10) as u32;
         }
-        if let Some(n) = self.cache.max_bytes.get("cache.maxBytes", problems) {
+        if let Some(n) = self.cache.max_bytes.get("dimsum.cache.maxBytes", problems) {
             s.cache.max_bytes = n;
         }
         if let Some(n) = self
             .cache
             .tag_ttl_seconds
-            .get("cache.tagTtlSeconds", problems)
+            .get("dimsum.cache.tagTtlSeconds", problems)
         {
             s.cache.tag_ttl = Duration::from_secs(n);
         }
         if let Some(n) = self
             .cache
             .negative_ttl_seconds
-            .get("cache.negativeTtlSeconds", problems)
+            .get("dimsum.cache.negativeTtlSeconds", problems)
         {
             s.cache.negative_ttl = Duration::from_secs(n);
         }
@@ -738,9 +741,13 @@ impl RawTriggers {
         };
         let repositories = patterns("repositories", &self.repositories, problems);
         let tags = patterns("tags", &self.tags, problems);
-        let retry = self.retry_seconds.get("triggers.retrySeconds", problems);
-        let queue = self.queue.positive("triggers.queue", problems);
-        let lease = self.lease_millis.positive("triggers.leaseMillis", problems);
+        let retry = self
+            .retry_seconds
+            .get("dimsum.triggers.retrySeconds", problems);
+        let queue = self.queue.positive("dimsum.triggers.queue", problems);
+        let lease = self
+            .lease_millis
+            .positive("dimsum.triggers.leaseMillis", problems);
         if problems.len() > before {
             return None;
         }
@@ -815,7 +822,7 @@ impl RawRedis {
         }
         let timeout = self
             .timeout_millis
-            .positive("redis.timeoutMillis", problems);
+            .positive("dimsum.redis.timeoutMillis", problems);
         let password = match &self.password_file {
             None => None,
             Some(path) => match std::fs::read_to_string(path) {
