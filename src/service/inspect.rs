@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Dimsum, ImageRequest, Parsed, registry_error};
 use crate::error::Error;
 use crate::registry::manifest::{self, Manifest};
-use crate::registry::{self, Digest, Fetched, Reference, platform};
+use crate::registry::{self, Digest, Fetched, platform};
 
 /// The config blob of an image, exactly as the registry stores it.
 #[derive(Debug, Clone)]
@@ -52,10 +52,7 @@ impl Dimsum {
             .pin(super::origin::verified(req, checked.as_deref()))
             .await?;
         let parsed = self.parse(req)?;
-        let fetched = match self.cached(&parsed).await {
-            Some(f) => f,
-            None => Box::pin(self.bounded(req.account, self.resolve_cold(&parsed))).await?,
-        };
+        let fetched = self.resolve(&parsed).await?;
         let image = parsed.name(&fetched.digest);
         match &fetched.manifest {
             Manifest::Image { config, .. } => {
@@ -113,15 +110,6 @@ impl Dimsum {
             digest: top.digest.to_string(),
             media_type: top.manifest.media_type(),
         })
-    }
-
-    /// The manifest the reference names, unresolved.
-    async fn top(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
-        let digest = match &p.reference {
-            Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => self.digest_of_tag(p).await?,
-        };
-        self.manifest_by_digest(p, &digest).await
     }
 
     /// The config blob of `image` if it is an image config ([`manifest::is_image_config`]), else

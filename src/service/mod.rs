@@ -273,11 +273,7 @@ impl Dimsum {
         let checked = Dimsum::checked_digest(&self.gate(req).await?);
         let req = self.pin(origin::verified(req, checked.as_deref())).await?;
         let parsed = self.parse(req)?;
-        let fetched = match self.cached(&parsed).await {
-            Some(f) => f,
-            // The cold path's future is large; boxing it keeps the warm path's small and unmoved.
-            None => Box::pin(self.bounded(req.account, self.resolve_cold(&parsed))).await?,
-        };
+        let fetched = self.resolve(&parsed).await?;
         Ok(ManifestAnswer {
             digest: fetched.digest.clone(),
             media_type: fetched.manifest.media_type(),
@@ -631,12 +627,24 @@ impl Dimsum {
         result
     }
 
+    /// The image `p` names (an index resolved to one platform), from the caches alone when they
+    /// hold all of it.
+    async fn resolve(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
+        if let Some(f) = self.cached(p).await {
+            return Ok(f);
+        }
+        // The cold path's future is large; boxing it keeps the warm path's small and unmoved.
+        Box::pin(self.bounded(&p.account.name, self.resolve_cold(p))).await
+    }
+
+    /// The manifest the reference names, unresolved (an index stays an index).
+    async fn top(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
+        let digest = self.digest_of(p).await?;
+        self.manifest_by_digest(p, &digest).await
+    }
+
     async fn resolve_uncached(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
-        let digest = match &p.reference {
-            Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => self.digest_of_tag(p).await?,
-        };
-        let top = self.manifest_by_digest(p, &digest).await?;
+        let top = self.top(p).await?;
         let Manifest::Index { manifests, .. } = &top.manifest else {
             self.check_platform(p, &top).await?;
             return Ok(top);

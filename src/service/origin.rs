@@ -79,10 +79,7 @@ impl Dimsum {
     }
 
     async fn origin_of(&self, p: &Parsed<'_>) -> Result<Arc<Origin>, Error> {
-        let top = match &p.reference {
-            Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => self.digest_of_tag(p).await?,
-        };
+        let top = self.digest_of(p).await?;
         let key = TagKey {
             account: p.account.name.clone(),
             repository: p.repository.to_string(),

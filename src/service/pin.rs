@@ -38,10 +38,7 @@ impl Dimsum {
         };
         let parsed = self.parse(unpinned)?;
         let current = async {
-            let top = match &parsed.reference {
-                Reference::Digest(d) => d.clone(),
-                Reference::Tag(_) => self.digest_of_tag(&parsed).await?,
-            };
+            let top = self.digest_of(&parsed).await?;
             if top == digest {
                 return Ok((top, true));
             }

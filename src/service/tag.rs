@@ -11,9 +11,17 @@ use crate::cache::shared::{Scope, TagHint};
 use crate::cache::{Dated, Entry, LIVE, TagKey};
 use crate::error::Error;
 use crate::metrics::CacheName;
-use crate::registry::{self, Digest};
+use crate::registry::{self, Digest, Reference};
 
 impl Dimsum {
+    /// The digest `p`'s reference names: itself, or the tag's ([`Dimsum::digest_of_tag`]).
+    pub(super) async fn digest_of(&self, p: &Parsed<'_>) -> Result<Digest, Error> {
+        match &p.reference {
+            Reference::Digest(d) => Ok(d.clone()),
+            Reference::Tag(_) => self.digest_of_tag(p).await,
+        }
+    }
+
     /// The digest a tag points to: from the tag cache, by `HEAD` revalidation, or by `GET`.
     pub(super) async fn digest_of_tag(&self, p: &Parsed<'_>) -> Result<Digest, Error> {
         let key = p.tag_key();
