@@ -123,6 +123,11 @@ fn internal(e: &dyn std::fmt::Display) -> ErrorObjectOwned {
     )
 }
 
+/// Our own value as JSON, serialized once.
+fn json(value: &impl serde::Serialize) -> Result<Box<RawValue>, ErrorObjectOwned> {
+    serde_json::value::to_raw_value(value).map_err(|e| internal(&e))
+}
+
 /// Bytes the registry served, as a JSON-RPC result: they must be JSON text.
 fn raw_bytes(bytes: Vec<u8>, what: &str) -> Result<Box<RawValue>, ErrorObjectOwned> {
     let text = String::from_utf8(bytes).map_err(|_| internal(&format!("{what} is not UTF-8")))?;
@@ -202,18 +207,17 @@ impl Rpc {
     /// A JSON-RPC method's result: the same answer as the REST route's, as one JSON value.
     async fn result(&self, call: Call, caller: Option<&Caller>) -> RpcResult<Box<RawValue>> {
         self.authorize(&call, caller).await?;
-        let action = call.action;
-        match action {
-            Action::Manifest => {
-                let m = self.manifest(request(&call)).await?;
+        match self.answer_call(call).await? {
+            Reply::Json(json) => Ok(json),
+            Reply::Bytes(bytes) => raw_bytes(bytes, "the answer"),
+            Reply::Manifest(m) => {
                 let result = ManifestResult {
                     digest: m.digest.to_string(),
                     media_type: m.media_type,
                     manifest: raw_bytes(m.bytes, "the manifest")?,
                 };
-                serde_json::value::to_raw_value(&result).map_err(|e| internal(&e))
+                json(&result)
             }
-            _ => raw_bytes(self.answer_call(call).await?.into_bytes(), "the answer"),
         }
     }
 
@@ -229,47 +233,36 @@ impl Rpc {
 
     /// What both wires answer; the JSON-RPC methods and the REST routes differ only in how they
     /// take params and render results.
-    async fn answer_call(&self, call: Call) -> Result<Answer, Error> {
+    async fn answer_call(&self, call: Call) -> Result<Reply, ErrorObjectOwned> {
         let service = self.live.current();
         let req = request(&call);
         Ok(match call.action {
             Action::History { level, strict } => {
                 let options = history::Options { strict };
-                let entry: Box<str> = match level {
+                Reply::Json(match level {
                     Some(level) => service.history_level(req, level, options).await?.0,
                     None => service.history(req, options).await?.list.clone(),
-                }
-                .into();
-                Answer::Json(entry.into_string().into_bytes())
+                })
             }
-            Action::Manifest => {
-                let m = self.manifest(req).await?;
-                Answer::Manifest {
-                    bytes: m.bytes,
-                    digest: m.digest.to_string(),
-                }
-            }
-            Action::Labels => Answer::Json(service.labels(req).await?.into_bytes()),
-            Action::Origin => {
-                let origin = service.origin(req).await?;
-                // Our own types always serialize.
-                Answer::Json(serde_json::to_vec(&*origin).unwrap_or_default())
-            }
-            Action::Config => Answer::Json(service.config(req).await?.bytes.to_vec()),
-            Action::Platforms => {
-                let platforms = service.platforms(req).await?;
-                Answer::Json(serde_json::to_vec(&platforms).unwrap_or_default())
-            }
-            Action::Digest => {
-                let digest = service.digest(req).await?;
-                Answer::Json(serde_json::to_vec(&digest).unwrap_or_default())
-            }
+            Action::Manifest => Reply::Manifest(service.manifest(req).await?),
+            Action::Labels => Reply::Bytes(service.labels(req).await?.into_bytes()),
+            Action::Origin => Reply::Json(json(&*service.origin(req).await?)?),
+            Action::Config => Reply::Bytes(service.config(req).await?.bytes.to_vec()),
+            Action::Platforms => Reply::Json(json(&service.platforms(req).await?)?),
+            Action::Digest => Reply::Json(json(&service.digest(req).await?)?),
         })
     }
+}
 
-    async fn manifest(&self, req: ImageRequest<'_>) -> Result<ManifestAnswer, Error> {
-        self.live.current().manifest(req).await
-    }
+/// An answer before it takes a wire's form.
+enum Reply {
+    /// JSON dimsum made or already checked (history entries, origin): embedded as it is, never
+    /// parsed again on the way out.
+    Json(Box<RawValue>),
+    /// Text as stored (labels, the config blob): JSON-RPC checks it is JSON, REST sends it as is.
+    Bytes(Vec<u8>),
+    /// The manifest, its digest and media type.
+    Manifest(ManifestAnswer),
 }
 
 /// The REST routes, answered without a JSON-RPC round trip.
@@ -283,7 +276,16 @@ impl Backend for Rpc {
         let caller = extensions.get::<Caller>().cloned();
         async move {
             rpc.authorize(&call, caller.as_ref()).await?;
-            Ok(rpc.answer_call(call).await?)
+            Ok(match rpc.answer_call(call).await? {
+                Reply::Json(json) => {
+                    Answer::Json(Box::<str>::from(json).into_string().into_bytes())
+                }
+                Reply::Bytes(bytes) => Answer::Json(bytes),
+                Reply::Manifest(m) => Answer::Manifest {
+                    bytes: m.bytes,
+                    digest: m.digest.to_string(),
+                },
+            })
         }
     }
 }
