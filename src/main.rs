@@ -96,9 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         };
         let fiat = dimsum::fiat::Fiat::new(settings, Arc::new(Metrics::default()));
         let caller = dimsum::fiat::Caller { user: user.clone() };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = current_thread()?;
         return Ok(match runtime.block_on(fiat.check(&caller, account)) {
             Ok(()) => {
                 println!("allow: {user:?} may read account {account:?}");
@@ -115,9 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } = cli.command
     {
         print!("{}", dimsum::config::describe(&config));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let runtime = current_thread()?;
         let problems = runtime.block_on(config.problems());
         if problems.is_empty() {
             println!("configuration is valid: {} accounts", config.accounts.len());
@@ -199,14 +195,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         command => {
-            // One lookup: a single-threaded runtime starts fastest.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = current_thread()?;
             let service = Dimsum::with_shared(&config, disk, metrics);
             Ok(runtime.block_on(one_shot(&service, command, cli.log_format)))
         }
     }
+}
+
+/// A runtime for one short piece of work (a lookup, a check, a probe): a single thread starts
+/// fastest.
+fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// `dimsum probe`: 0 when `serve` on `listen` (a wildcard asked on loopback) is ready, else 1.
@@ -229,10 +230,7 @@ fn probe(listen: std::net::SocketAddr) -> ExitCode {
             .ok()?;
         Some(response.status() == reqwest::StatusCode::OK)
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    match runtime.map(|r| r.block_on(ready)) {
+    match current_thread().map(|r| r.block_on(ready)) {
         Ok(Some(true)) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     }

@@ -99,7 +99,13 @@ impl Drop for App {
 /// `team/app:v1`.
 pub async fn htpasswd_world() -> registry::Registry {
     let registry = registry::Registry::start(registry::Mode::Htpasswd(&[("ci", "pa55word")]));
-    images::Pusher::new(&registry.url(), Some(basic("ci", "pa55word")))
+    push_app(&registry, Some(basic("ci", "pa55word"))).await;
+    registry
+}
+
+/// Pushes Vector A to `registry` as `team/app:v1`.
+async fn push_app(registry: &registry::Registry, auth: Option<String>) {
+    images::Pusher::new(&registry.url(), auth)
         .image(
             "team/app",
             "v1",
@@ -108,7 +114,6 @@ pub async fn htpasswd_world() -> registry::Registry {
             &[images::VA_LAYER],
         )
         .await;
-    registry
 }
 
 /// A JSON-RPC request (or batch) POSTed to `url` with these headers; the whole reply.
@@ -140,15 +145,7 @@ pub async fn post_rpc(
 /// An open registry holding Vector A as `team/app:v1`, and a config naming it account `local`.
 pub async fn open_world() -> (registry::Registry, tempfile::TempDir, std::path::PathBuf) {
     let registry = registry::Registry::start(registry::Mode::Open);
-    images::Pusher::new(&registry.url(), None)
-        .image(
-            "team/app",
-            "v1",
-            images::SCHEMA2,
-            images::VA,
-            &[images::VA_LAYER],
-        )
-        .await;
+    push_app(&registry, None).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = run::config(dir.path(), &run::account_yaml("local", &registry.url(), ""));
     (registry, dir, cfg)
