@@ -15,6 +15,8 @@
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
 //! - [`origin`]: where an image came from (annotations, provenance, labels, ranked with their
 //!   evidence) and its signatures, verified against configured cosign keys.
+//! - [`sigstore`]: keyless signatures and attestations (Fulcio + Rekor), verified offline
+//!   against a pinned trust root.
 //! - [`events`]: registry notifications (Distribution, ACR, Harbor, Quay) → tag changes.
 //! - [`cache`]: memory (content by digest, tags dated by when the registry was asked, recent
 //!   not-founds; single flight) and the [`cache::SharedTier`] behind it: the disk for the
@@ -51,6 +53,7 @@ pub mod registry;
 pub mod reload;
 pub mod rpc;
 pub mod service;
+pub mod sigstore;
 pub mod transport;
 pub mod trigger;
 
