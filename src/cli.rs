@@ -13,6 +13,7 @@ Examples:
   dimsum labels my-registry team/app sha256:3d5e…           # {\"revision\":\"abc123\",…}
   dimsum manifest my-registry team/app v1 --platform linux/arm64
   dimsum origin my-registry team/app v1 --signed-by ci     # {\"revision\":…,\"source\":…,\"evidence\":[…],…}
+  dimsum verify my-registry team/app v1 --signed-by release-ci   # {\"signatures\":[…],…}; exit 9 if unsigned
   dimsum image-config my-registry team/app v1              # the config blob as stored
   dimsum platforms my-registry team/app v1                 # [{\"platform\":\"linux/amd64\",\"digest\":…,\"mediaType\":…},…]
   dimsum digest my-registry team/app v1                    # sha256:…
@@ -176,6 +177,16 @@ pub enum Command {
         #[command(flatten)]
         image: ImageArgs,
     },
+    /// Print the signatures and signed attestations of the image and of its index as JSON
+    /// ({digest, indexDigest, signatures, attestations}), each saying why it does or does not
+    /// verify. Reads manifests only: works for artifacts and images without a config. With
+    /// --signed-by, exit status 9 (after printing) unless a signature satisfies that name.
+    #[command(after_help = "See docs/origin.md.")]
+    Verify {
+        /// The image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
     /// Print the image config blob exactly as the registry stores it (an index is resolved to
     /// one platform), like `crane config`.
     #[command(name = "image-config", after_help = "See docs/api.md#cli.")]
@@ -241,8 +252,9 @@ pub struct ImageArgs {
     /// with exit status 8 if the tag has moved on from it. Empty: none.
     #[arg(long)]
     pub digest: Option<String>,
-    /// Answer only if a signature of the image verifies with this key of
-    /// dimsum.trust.cosignKeys; otherwise fail with exit status 9.
+    /// Answer only if a signature of the image (or its index) verifies and satisfies this key
+    /// (dimsum.trust.cosignKeys) or identity (dimsum.trust.identities); otherwise fail with
+    /// exit status 9.
     #[arg(long)]
     pub signed_by: Option<String>,
 }
@@ -291,6 +303,7 @@ impl Command {
                 | Command::Manifest { .. }
                 | Command::Labels { .. }
                 | Command::Origin { .. }
+                | Command::Verify { .. }
                 | Command::ImageConfig { .. }
                 | Command::Platforms { .. }
                 | Command::Digest { .. }

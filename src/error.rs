@@ -122,9 +122,10 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
-    /// `signedBy` named a key and no signature of the image verified with it.
+    /// `signedBy` named a key or identity and no signature of the image verified and
+    /// satisfied it.
     #[error(
-        "account {account:?}: {image}: no signature of {digest}{} verifies with the key {key:?}",
+        "account {account:?}: {image}: no signature of {digest}{} verifies with the key or identity {key:?} (see getSignatures or `dimsum verify` for each signature's reason)",
         and_index(.index_digest)
     )]
     NotSigned {
@@ -136,7 +137,7 @@ pub enum Error {
         digest: String,
         /// The index's digest, when the reference named one.
         index_digest: Option<String>,
-        /// The key's name.
+        /// The key or identity name.
         key: String,
     },
 }

@@ -258,6 +258,47 @@ fn reference(r: &ReferenceArgs) -> ImageRequest<'_> {
     }
 }
 
+/// `dimsum verify`: prints the signatures answer, then applies `--signed-by` to it (exit 9).
+async fn verify(service: &Dimsum, image: &ImageArgs, format: LogFormat) -> ExitCode {
+    let req = request(image);
+    let fail = |e: dimsum::Error| {
+        say(format, tracing::Level::ERROR, &e.to_string());
+        ExitCode::from(dimsum::error::exit_status(e.code()))
+    };
+    if let Some(name) = req.signed_by
+        && let Err(e) = service.known_signer(name)
+    {
+        return fail(e);
+    }
+    let answer = match service
+        .signatures(ImageRequest {
+            signed_by: None,
+            ..req
+        })
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return fail(e),
+    };
+    let mut bytes = serde_json::to_vec(&*answer).unwrap_or_default();
+    bytes.push(b'\n');
+    if let Err(e) = write_out(&bytes) {
+        say(
+            format,
+            tracing::Level::ERROR,
+            &format!("cannot write the answer to stdout: {e}"),
+        );
+        return ExitCode::from(1);
+    }
+    match req
+        .signed_by
+        .map(|name| Dimsum::vouches(&answer, req, name))
+    {
+        Some(Err(e)) => fail(e),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
 /// Writes the answer to stdout; a write that fails (a full disk, a closed pipe) is an error.
 fn write_out(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -290,6 +331,7 @@ async fn one_shot(service: &Dimsum, command: Command, format: LogFormat) -> Exit
             .origin(request(image))
             .await
             .map(|o| serde_json::to_vec(&*o).unwrap_or_default()),
+        Command::Verify { image } => return verify(service, image, format).await,
         Command::ImageConfig { image } => service
             .config(request(image))
             .await

@@ -508,29 +508,48 @@ async fn signatures_are_verified_and_signed_by_gates_every_answer() {
     let o = origin(&w, "signed").await;
     assert_eq!(
         sig(&o),
-        [json!({"kind": "cosign", "digest": w.signed, "verified": true, "key": "ci"})]
+        [
+            json!({"kind": "cosign", "digest": w.signed, "verified": true, "key": "ci", "signers": ["ci"],
+            "identity": null, "signedAt": null, "tlog": null, "reason": null})
+        ]
     );
     for tag in ["wrong-key", "tampered"] {
         let o = origin(&w, tag).await;
+        let s = &sig(&o)[0];
         assert_eq!(
-            sig(&o),
-            [json!({"kind": "cosign", "digest": o["digest"], "verified": false, "key": null})],
+            (&s["verified"], &s["key"], &s["signers"]),
+            (&json!(false), &Value::Null, &json!([])),
             "{tag}"
+        );
+        assert_eq!(
+            s["reason"],
+            "the signature does not verify with any configured key"
         );
     }
     // A good signature, but of another image.
     let o = origin(&w, "elsewhere").await;
     assert_eq!(sig(&o)[0]["verified"], false);
-    // Bundles and Notation from the referrers fallback tag: listed, not verified.
-    assert_eq!(
-        sig(&origin(&w, "bundled").await)[0]["kind"],
-        "sigstore-bundle"
+    assert!(
+        sig(&o)[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("payload names another image")
     );
+    // A bundle referrer without a bundle in it is refused, not listed; Notation is listed.
+    let bundled = sig(&origin(&w, "bundled").await)[0].clone();
     assert_eq!(
-        sig(&origin(&w, "bundled").await)[0]["verified"],
-        Value::Null
+        (&bundled["kind"], &bundled["verified"], &bundled["reason"]),
+        (
+            &json!("sigstore-bundle"),
+            &json!(false),
+            &json!("the referrer has no bundle layer")
+        )
     );
-    assert_eq!(sig(&origin(&w, "notarized").await)[0]["kind"], "notation");
+    let notarized = sig(&origin(&w, "notarized").await)[0].clone();
+    assert_eq!(
+        (&notarized["kind"], &notarized["verified"]),
+        (&json!("notation"), &Value::Null)
+    );
 
     // The gate: the good signature passes on every route; the others are 412 naming the
     // digest and the key; another configured key does not stand in; an unknown key is 400.
@@ -557,7 +576,7 @@ async fn signatures_are_verified_and_signed_by_gates_every_answer() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("ci, other")
+            .contains("have ci, other")
     );
 
     // The CLI: exit 9 when not signed, the labels when signed.
@@ -581,5 +600,5 @@ async fn signatures_are_verified_and_signed_by_gates_every_answer() {
         None,
     )
     .await
-    .fails(9, "verifies with the key \"ci\"");
+    .fails(9, "verifies with the key or identity \"ci\"");
 }

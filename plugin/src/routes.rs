@@ -6,6 +6,7 @@
 //! | `/{account}/{repository…}/{reference}/metadata` (alias `/manifest`) | manifest (`getManifest`) | `platform`, `digest`, `signedBy` |
 //! | `/{account}/{repository…}/{reference}/labels` | labels (`getLabels`) | `platform`, `digest`, `signedBy` |
 //! | `/{account}/{repository…}/{reference}/origin` | origin (`getOrigin`) | `platform`, `digest`, `signedBy` |
+//! | `/{account}/{repository…}/{reference}/signatures` | signatures and attestations with their verdicts (`getSignatures`) | `platform`, `digest`, `signedBy` |
 //! | `/{account}/{repository…}/{reference}/config` | the config blob (`getConfig`) | `platform`, `digest`, `signedBy` |
 //! | `/{account}/{repository…}/{reference}/platforms` | an index's platforms (`getPlatforms`) | none |
 //! | `/{account}/{repository…}/{reference}/digest` | the reference's digest (`getDigest`) | none |
@@ -34,6 +35,8 @@ pub enum Action {
     Labels,
     /// `getOrigin`: where the image came from.
     Origin,
+    /// `getSignatures`: signatures and attestations, each with its verdict.
+    Signatures,
     /// `getConfig`: the config blob exactly as stored.
     Config,
     /// `getPlatforms`: `[{platform, digest, mediaType}]`.
@@ -57,6 +60,7 @@ impl Action {
             "metadata" | "manifest" => (Action::Manifest, IMAGE),
             "labels" => (Action::Labels, IMAGE),
             "origin" => (Action::Origin, IMAGE),
+            "signatures" => (Action::Signatures, IMAGE),
             "config" => (Action::Config, IMAGE),
             "platforms" => (Action::Platforms, &[]),
             "digest" => (Action::Digest, &[]),
@@ -72,6 +76,7 @@ pub const ROUTES: &[&str] = &[
     "manifest",
     "labels",
     "origin",
+    "signatures",
     "config",
     "platforms",
     "digest",

@@ -229,6 +229,8 @@ pub(crate) struct Caches {
     /// Assembled `origin` answers by (account, repository, top digest and platform), for
     /// [`LIVE`]: they hold signature lookups, which are tags.
     pub(crate) origins: Option<Cache<TagKey, Dated<Arc<crate::origin::Origin>>>>,
+    /// `signatures` answers (what the `signedBy` gate reads), keyed and kept as origins are.
+    pub(crate) signatures: Option<Cache<TagKey, Dated<Arc<crate::service::SignaturesAnswer>>>>,
     /// When each account's registry last sent an event (see [`crate::service`] on freshness).
     heard: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
 }
@@ -258,6 +260,7 @@ impl Caches {
             announced: dated_cache(ANNOUNCED_FOR).expect("a positive duration"),
             negative: dated_cache(settings.negative_ttl),
             origins: dated_cache(LIVE),
+            signatures: dated_cache(LIVE),
             heard: Default::default(),
         }
     }
@@ -306,6 +309,9 @@ impl Caches {
         // second at most, so dropping them all costs little.
         if let Some(origins) = &self.origins {
             origins.invalidate_all();
+        }
+        if let Some(signatures) = &self.signatures {
+            signatures.invalidate_all();
         }
     }
 

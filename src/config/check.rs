@@ -145,7 +145,22 @@ pub fn describe(config: &Config) -> String {
         }
     );
     let keys: Vec<&str> = s.cosign_keys.iter().map(|k| k.name.as_str()).collect();
-    let _ = writeln!(out, "  trust: cosignKeys=[{}]", keys.join(", "));
+    let identities: Vec<&str> = s
+        .sigstore
+        .identities
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  trust: cosignKeys=[{}] identities=[{}] requireSct={}",
+        keys.join(", "),
+        identities.join(", "),
+        s.sigstore.require_sct
+    );
+    for line in s.sigstore.root.describe() {
+        let _ = writeln!(out, "    {line}");
+    }
     let _ = writeln!(
         out,
         "  triggers: {}",

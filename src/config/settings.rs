@@ -1,7 +1,9 @@
 //! The `dimsum:` section: dimsum's own settings (Clouddriver ignores it), validated with every
 //! problem collected. Unknown keys are an error here, because they are ours.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -12,6 +14,9 @@ use super::{DEFAULT_CALL_TIMEOUT, io_message};
 use crate::credentials::Secret;
 use crate::origin::signature::CosignKey;
 use crate::registry::Limits;
+use crate::sigstore::cert::CLAIMS;
+use crate::sigstore::root::TrustedRoot;
+use crate::sigstore::{IdentityPolicy, Matcher};
 
 /// The `dimsum:` section.
 #[derive(Debug, Clone)]
@@ -32,6 +37,9 @@ pub struct Settings {
     pub server: ServerLimits,
     /// Keys image signatures are verified with (`trust.cosignKeys`).
     pub cosign_keys: Vec<CosignKey>,
+    /// The Sigstore root and the identities keyless signatures are checked against
+    /// (`trust.sigstore`, `trust.identities`).
+    pub sigstore: crate::sigstore::Trust,
     /// Pipelines started from pushes (`triggers`), if configured (read at start).
     pub triggers: Option<Triggers>,
     /// Tokens that name who calls (`auth.tokens`): a user, or a delegate naming the user.
@@ -197,6 +205,7 @@ impl Default for Settings {
             events: None,
             server: ServerLimits::default(),
             cosign_keys: Vec::new(),
+            sigstore: crate::sigstore::Trust::default(),
             triggers: None,
             callers: Vec::new(),
             fiat: None,
@@ -274,6 +283,24 @@ struct RawTrust {
     /// writes `cosign.pub`; `name` is what `signedBy` names.
     #[serde(default)]
     cosign_keys: Vec<RawCosignKey>,
+    /// The Sigstore instance keyless signatures come from.
+    #[serde(default)]
+    sigstore: RawSigstore,
+    /// `[{name, issuer | issuerRegExp, subject | subjectRegExp, <Fulcio claim>: value…}]`: who
+    /// may sign keyless; `name` is what `signedBy` names.
+    #[serde(default)]
+    identities: Vec<BTreeMap<String, String>>,
+}
+
+/// `dimsum.trust.sigstore`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSigstore {
+    /// A `trusted_root.json`. Default: the public-good root built into dimsum.
+    trusted_root_file: Option<PathBuf>,
+    /// Whether a leaf must carry an SCT verified against the root's CT logs. Default true.
+    #[serde(default)]
+    require_sct: Scalar<bool>,
 }
 
 /// One `trust.cosignKeys` entry.
@@ -566,7 +593,7 @@ impl RawSettings {
         if let Some(redis) = &self.redis {
             s.redis = redis.validate(problems);
         }
-        s.cosign_keys = self.trust.validate(problems);
+        (s.cosign_keys, s.sigstore) = self.trust.validate(problems);
         if let Some(triggers) = &self.triggers {
             s.triggers = triggers.validate(problems);
         }
@@ -766,7 +793,7 @@ impl RawTriggers {
 }
 
 impl RawTrust {
-    fn validate(&self, problems: &mut Vec<String>) -> Vec<CosignKey> {
+    fn validate(&self, problems: &mut Vec<String>) -> (Vec<CosignKey>, crate::sigstore::Trust) {
         let mut keys: Vec<CosignKey> = Vec::new();
         for (i, raw) in self.cosign_keys.iter().enumerate() {
             let at = format!("dimsum.trust.cosignKeys[{i}]");
@@ -795,8 +822,84 @@ impl RawTrust {
                 )),
             }
         }
-        keys
+        let mut trust = crate::sigstore::Trust::default();
+        if let Some(path) = &self.sigstore.trusted_root_file {
+            let at = "dimsum.trust.sigstore.trustedRootFile";
+            match std::fs::read(path) {
+                Ok(bytes) => match TrustedRoot::parse(&bytes, &path.display().to_string()) {
+                    Ok(root) => trust.root = Arc::new(root),
+                    Err(e) => problems.push(format!("{at}: {}: {e}", path.display())),
+                },
+                Err(e) => problems.push(format!("{at}: {}: {}", path.display(), io_message(&e))),
+            }
+        }
+        if let Some(sct) = self
+            .sigstore
+            .require_sct
+            .get("dimsum.trust.sigstore.requireSct", problems)
+        {
+            trust.require_sct = sct;
+        }
+        for (i, raw) in self.identities.iter().enumerate() {
+            let at = format!("dimsum.trust.identities[{i}]");
+            match identity(raw) {
+                Ok(policy)
+                    if keys.iter().any(|k| k.name == policy.name)
+                        || trust.identities.iter().any(|p| p.name == policy.name) =>
+                {
+                    problems.push(format!(
+                        "{at}: the name {:?} is already a key or identity name (one namespace: signedBy names either)",
+                        policy.name
+                    ));
+                }
+                Ok(policy) => trust.identities.push(policy),
+                Err(e) => problems.push(format!("{at}: {e} (docs/origin.md)")),
+            }
+        }
+        (keys, trust)
     }
+}
+
+/// One `trust.identities` entry: exactly one issuer and one subject criterion, claims by
+/// Fulcio's names.
+fn identity(raw: &BTreeMap<String, String>) -> Result<IdentityPolicy, String> {
+    let name = raw
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or("name is required")?;
+    let criterion = |exact: &str, pattern: &str| -> Result<Matcher, String> {
+        match (raw.get(exact), raw.get(pattern)) {
+            (Some(e), None) => Ok(Matcher::Exact(e.clone())),
+            (None, Some(p)) => Matcher::pattern(p)
+                .map_err(|e| format!("{pattern} is not a regular expression: {e}")),
+            _ => Err(format!("give {exact} or {pattern}, one of them")),
+        }
+    };
+    let issuer = criterion("issuer", "issuerRegExp")?;
+    let subject = criterion("subject", "subjectRegExp")?;
+    let mut claims = Vec::new();
+    for (key, value) in raw {
+        if ["name", "issuer", "issuerRegExp", "subject", "subjectRegExp"].contains(&key.as_str()) {
+            continue;
+        }
+        let Some((_, claim)) = CLAIMS.iter().find(|(_, c)| c == key) else {
+            let known: Vec<&str> = CLAIMS.iter().map(|(_, c)| *c).collect();
+            let hint = dimsum_rest::params::closest(key, &known)
+                .map(|k| format!(" (did you mean {k:?}?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown key {key:?}{hint}; an identity takes name, issuer or issuerRegExp, subject or subjectRegExp, and Fulcio claims: {}",
+                known.join(", ")
+            ));
+        };
+        claims.push((*claim, value.clone()));
+    }
+    Ok(IdentityPolicy {
+        name: name.clone(),
+        issuer,
+        subject,
+        claims,
+    })
 }
 
 impl RawRedis {

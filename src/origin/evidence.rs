@@ -15,6 +15,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum From {
+    /// A SLSA provenance attestation a configured identity signed.
+    SignedProvenance,
+    /// The Fulcio certificate of a signature a configured identity made.
+    Certificate,
     /// `manifest.annotations`.
     ManifestAnnotation,
     /// `index.manifests[i].annotations` of the chosen entry.
@@ -38,8 +42,13 @@ pub struct Evidence {
     pub value: String,
     /// Where.
     pub from: From,
-    /// The annotation or label key, or the predicate path.
+    /// The annotation or label key, the predicate path, or the certificate claim.
     pub key: String,
+    /// Whether a configured key or identity vouches for it (a verified attestation or
+    /// certificate).
+    pub verified: bool,
+    /// The configured name that does.
+    pub by: Option<String>,
 }
 
 /// A field and the keys that carry it, best first.
@@ -159,6 +168,8 @@ pub fn collect(places: &Places<'_>) -> Vec<Evidence> {
                         value: value.clone(),
                         from,
                         key: (*key).to_owned(),
+                        verified: false,
+                        by: None,
                     });
                 }
             }
@@ -207,6 +218,8 @@ pub fn collect(places: &Places<'_>) -> Vec<Evidence> {
                 value: created.to_owned(),
                 from: From::Config,
                 key: "created".to_owned(),
+                verified: false,
+                by: None,
             },
         );
     }
@@ -280,6 +293,8 @@ mod tests {
             value: "p".repeat(40),
             from: From::Provenance,
             key: "predicate.invocation.configSource.digest.sha1".into(),
+            verified: false,
+            by: None,
         }];
         let evidence = collect(&Places {
             manifest: Some(&manifest),
@@ -355,6 +370,8 @@ mod tests {
             value: v.into(),
             from: From::Label,
             key: "k".into(),
+            verified: false,
+            by: None,
         };
         let full = "0123456789abcdef0123456789abcdef01234567";
         assert!(!revisions_conflict(&[

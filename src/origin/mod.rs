@@ -55,6 +55,22 @@ pub struct Origin {
     pub provenance: Option<Provenance>,
     /// Signatures of the image and of its index.
     pub signatures: Vec<Signature>,
+    /// Signed attestations (in-toto statements) about the image or its index.
+    pub attestations: Vec<Signature>,
+    /// Revision and source as a configured signer vouches for them, or `null`.
+    pub trusted: Option<Trusted>,
+}
+
+/// What a configured key or identity vouches for: a verified SLSA provenance attestation
+/// first, then the source-repository claims of a verified signature's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Trusted {
+    /// The source-control revision.
+    pub revision: Option<String>,
+    /// The source repository.
+    pub source: Option<String>,
+    /// The configured name that vouches for the revision (else the source).
+    pub by: String,
 }
 
 /// What the service found, for [`assemble`].
@@ -74,14 +90,15 @@ pub struct Found {
     pub provenance: Option<(Provenance, Vec<Evidence>)>,
     /// The signatures found.
     pub signatures: Vec<Signature>,
+    /// The signed attestations found.
+    pub attestations: Vec<Signature>,
 }
 
 impl Origin {
-    /// Whether a signature of this image (or its index) verified with the key `name`.
+    /// Whether a signature of this image (or its index) verified and satisfies the key or
+    /// identity `name`.
     pub fn signed_by(&self, name: &str) -> bool {
-        self.signatures
-            .iter()
-            .any(|s| s.verified == Some(true) && s.key.as_deref() == Some(name))
+        self.signatures.iter().any(|s| s.by(name))
     }
 }
 
@@ -105,14 +122,16 @@ pub fn assemble(found: Found) -> Origin {
         Some((p, e)) => (Some(p), e),
         None => (None, Vec::new()),
     };
-    let evidence = evidence::collect(&Places {
+    let mut evidence = vouched(&found.signatures, &found.attestations);
+    let trusted = trusted(&evidence);
+    evidence.extend(evidence::collect(&Places {
         manifest: Some(&found.manifest.annotations),
         descriptor,
         provenance: provenance_evidence,
         index: found.index.as_ref().map(|(_, i)| &i.annotations),
         labels: Some(&labels),
         config_created: found.created.as_deref(),
-    });
+    }));
     let pick = |field: &str| evidence::winner(&evidence, field).map(str::to_owned);
     let labels = RawValue::from_string(found.labels)
         .unwrap_or_else(|_| RawValue::from_string("{}".to_owned()).expect("valid JSON"));
@@ -131,6 +150,65 @@ pub fn assemble(found: Found) -> Origin {
         annotations: found.manifest.annotations,
         provenance,
         signatures: found.signatures,
+        attestations: found.attestations,
+        trusted,
         evidence,
     }
+}
+
+/// Candidates a configured signer vouches for, best first: verified provenance attestations,
+/// then verified certificates' source-repository claims. They come before every unverified
+/// candidate, so they win `revision` and `source`.
+fn vouched(signatures: &[Signature], attestations: &[Signature]) -> Vec<Evidence> {
+    let verified = |s: &&Signature| s.verified == Some(true);
+    let mut out = Vec::new();
+    for a in attestations.iter().filter(verified) {
+        let Some((_, found)) = a
+            .statement
+            .as_deref()
+            .and_then(|s| provenance::read_value(s, &a.digest))
+        else {
+            continue;
+        };
+        out.extend(found.into_iter().map(|e| Evidence {
+            from: evidence::From::SignedProvenance,
+            verified: true,
+            by: a.signers.first().cloned(),
+            ..e
+        }));
+    }
+    for s in signatures.iter().chain(attestations).filter(verified) {
+        let Some(identity) = &s.identity else {
+            continue;
+        };
+        for (field, claim) in [
+            ("revision", "sourceRepositoryDigest"),
+            ("source", "sourceRepositoryURI"),
+        ] {
+            if let Some(value) = identity.claims.get(claim) {
+                out.push(Evidence {
+                    field,
+                    value: value.clone(),
+                    from: evidence::From::Certificate,
+                    key: claim.to_owned(),
+                    verified: true,
+                    by: s.signers.first().cloned(),
+                });
+            }
+        }
+    }
+    // Per field, in the order above (the answer lists evidence field by field).
+    out.sort_by_key(|e| e.field != "revision");
+    out
+}
+
+fn trusted(vouched: &[Evidence]) -> Option<Trusted> {
+    let first = |field: &str| vouched.iter().find(|e| e.field == field);
+    let (revision, source) = (first("revision"), first("source"));
+    let by = revision.or(source)?.by.clone()?;
+    Some(Trusted {
+        revision: revision.map(|e| e.value.clone()),
+        source: source.map(|e| e.value.clone()),
+        by,
+    })
 }

@@ -77,7 +77,11 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
 /// its `subject` does not name this image: an index may list an attestation of another build,
 /// and its revision must not be told as this image's.
 pub fn read(statement: &[u8], image: &str) -> Option<(Provenance, Vec<Evidence>)> {
-    let v: Value = serde_json::from_slice(statement).ok()?;
+    read_value(&serde_json::from_slice(statement).ok()?, image)
+}
+
+/// [`read`] of a statement already parsed (a verified attestation's).
+pub fn read_value(v: &Value, image: &str) -> Option<(Provenance, Vec<Evidence>)> {
     let hex = image.strip_prefix("sha256:")?;
     let about_image = v.get("subject")?.as_array()?.iter().any(|s| {
         s.pointer("/digest/sha256")
@@ -87,7 +91,7 @@ pub fn read(statement: &[u8], image: &str) -> Option<(Provenance, Vec<Evidence>)
     if !about_image {
         return None;
     }
-    let predicate_type = text(&v, &["predicateType"]).filter(|t| t.starts_with(SLSA))?;
+    let predicate_type = text(v, &["predicateType"]).filter(|t| t.starts_with(SLSA))?;
     let predicate = v.get("predicate")?;
     // (path to configSource, path to the vcs object, path to the builder id), by version.
     let (config_path, vcs_path, builder_path): (&[&str], &[&str], &[&str]) =
@@ -116,11 +120,29 @@ pub fn read(statement: &[u8], image: &str) -> Option<(Provenance, Vec<Evidence>)
     let (config_digest, config_digest_key) = at(config_path, &["digest", "sha1"]);
     let (vcs_revision, vcs_revision_key) = at(vcs_path, &["revision"]);
     let (vcs_source, vcs_source_key) = at(vcs_path, &["source"]);
+    // GitHub's workflow build type (actions/attest-build-provenance, npm provenance): the
+    // checked-out commit is the first resolved dependency, `git+<repo>@<ref>`.
+    let dependency = predicate
+        .pointer("/buildDefinition/resolvedDependencies/0")
+        .filter(|_| !predicate_type.ends_with("/v0.2"));
+    let git_commit = dependency
+        .and_then(|d| d.pointer("/digest/gitCommit")?.as_str())
+        .map(str::to_owned);
+    let git_repository = dependency
+        .and_then(|d| d.get("uri")?.as_str()?.strip_prefix("git+"))
+        .map(|uri| uri.split_once('@').map_or(uri, |(repo, _)| repo).to_owned());
+    let dependency_key = "predicate.buildDefinition.resolvedDependencies[0]";
     let mut evidence = Vec::new();
     for (field, value, key) in [
         ("revision", &config_digest, config_digest_key),
+        (
+            "revision",
+            &git_commit,
+            format!("{dependency_key}.digest.gitCommit"),
+        ),
         ("revision", &vcs_revision, vcs_revision_key),
         ("source", &config_uri, config_uri_key),
+        ("source", &git_repository, format!("{dependency_key}.uri")),
         ("source", &vcs_source, vcs_source_key),
     ] {
         if let Some(value) = value {
@@ -129,6 +151,8 @@ pub fn read(statement: &[u8], image: &str) -> Option<(Provenance, Vec<Evidence>)
                 value: value.clone(),
                 from: From::Provenance,
                 key,
+                verified: false,
+                by: None,
             });
         }
     }
@@ -138,8 +162,8 @@ pub fn read(statement: &[u8], image: &str) -> Option<(Provenance, Vec<Evidence>)
     });
     let provenance = Provenance {
         builder_id: text(predicate, builder_path),
-        revision: config_digest.or(vcs_revision),
-        source: config_uri.or(vcs_source),
+        revision: config_digest.or(git_commit).or(vcs_revision),
+        source: config_uri.or(git_repository).or(vcs_source),
         config_source,
         predicate_type,
     };
@@ -180,6 +204,42 @@ mod tests {
                 "predicate.invocation.configSource.uri",
                 "predicate.metadata.https://mobyproject.org/buildkit@v1#metadata.vcs.source",
             ]
+        );
+    }
+
+    #[test]
+    fn github_workflow_provenance() {
+        // The predicate of a real GitHub Actions provenance (npm's, the same build type as
+        // actions/attest-build-provenance), its subject rewritten to an image digest.
+        let bundle: Value = serde_json::from_slice(
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/sigstore/npm_slsa_bundle_v03.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let payload =
+            crate::sigstore::tlog::b64(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap();
+        let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+        statement["subject"] = serde_json::json!([{"digest": {"sha256": "cd"}}]);
+        let (p, evidence) = read(&serde_json::to_vec(&statement).unwrap(), "sha256:cd").unwrap();
+        assert_eq!(
+            p.revision.as_deref(),
+            Some("7d2900eca1c22b3f87c13987c8d4b7c9a29b733a")
+        );
+        assert_eq!(
+            p.source.as_deref(),
+            Some("https://github.com/sigstore/sigstore-js")
+        );
+        assert_eq!(
+            p.builder_id.as_deref(),
+            Some("https://github.com/actions/runner/github-hosted")
+        );
+        assert_eq!(
+            evidence[0].key,
+            "predicate.buildDefinition.resolvedDependencies[0].digest.gitCommit"
         );
     }
 

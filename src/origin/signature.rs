@@ -1,14 +1,20 @@
-//! Signatures of an image, and what dimsum can verify of them offline (provenance.md).
+//! Signatures and attestations of an image, and the verdict on each (provenance.md,
+//! keyless.md). One [`Signature`] shape for every kind, each saying why it does or does not
+//! verify.
 //!
-//! - **cosign, key-based** (the `sha256-<hex>.sig` tag): each layer is a simple-signing payload
-//!   with its signature in the `dev.cosignproject.cosign/signature` annotation (base64 of an ASN.1
-//!   DER ECDSA signature). Verified: ECDSA P-256 with SHA-256 over the payload's exact bytes
-//!   against each configured key, **and** the payload's `critical.image.docker-manifest-digest`
-//!   must name the image (or its index). A signature that fails either is `verified: false`.
-//! - **cosign keyless** (a Fulcio certificate in `dev.sigstore.cosign/certificate`), **sigstore
-//!   bundles** (cosign 3, OCI referrers) and **Notation** signatures: listed, `verified: null`.
-//!   Verifying them honestly needs the Fulcio and Rekor roots (or the signer's X.509 chain) and a
-//!   transparency-log check, which dimsum does not hold; it does not pretend to.
+//! - **cosign, key-based** (the `sha256-<hex>.sig` tag): ECDSA P-256 with SHA-256 over the
+//!   payload's exact bytes against each configured key, **and** the payload's
+//!   `critical.image.docker-manifest-digest` must name the image (or its index).
+//! - **cosign keyless** (`.sig` and `.att` layers with a Fulcio certificate) and **Sigstore
+//!   bundles** (OCI referrers): every offline check of [`crate::sigstore`], then the configured
+//!   identities the certificate satisfies.
+//! - **Notation**: listed, `verified: null`: not verified yet.
+//!
+//! `verified` is `true` only for a signature that is authentic **and** satisfies a configured
+//! key or identity; `null` only when nothing configured could judge it (no keys for a keyed
+//! signature, a Notation signature).
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -16,13 +22,14 @@ use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature as EcdsaSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use serde::Serialize;
+use serde_json::Value;
 
-use super::raw::Raw;
+use crate::sigstore::cert::Identity;
+use crate::sigstore::tlog::Tlog;
+use crate::sigstore::{self, Checked, Trust};
 
 /// The annotation holding a cosign signature.
-pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
-/// The annotation holding a keyless signature's certificate.
-const COSIGN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+pub const COSIGN_SIGNATURE: &str = sigstore::form::SIGNATURE;
 /// cosign 3's bundles, as referrers.
 const SIGSTORE_BUNDLE: &str = "application/vnd.dev.sigstore.bundle";
 /// Notation's signature manifests.
@@ -57,66 +64,156 @@ impl CosignKey {
     }
 }
 
-/// One signature as the answer lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One signature or attestation, with its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Signature {
     /// `cosign`, `sigstore-bundle` or `notation`.
     pub kind: &'static str,
-    /// The manifest digest the signature is for (the image's or its index's).
+    /// The manifest digest it is for (the image's or its index's).
     pub digest: String,
-    /// `true`/`false` when a configured key applies; `null` when none does.
+    /// `true`: authentic and by a configured key or identity; `false`: not, see `reason`;
+    /// `null`: nothing configured can judge it.
     pub verified: Option<bool>,
-    /// The configured key it verified with.
+    /// The configured key it verified with (keyed signatures).
     pub key: Option<String>,
+    /// The configured key and identity names it satisfies.
+    pub signers: Vec<String>,
+    /// Who the certificate names (keyless); `null` for keyed signatures.
+    pub identity: Option<Identity>,
+    /// The transparency log's verified time of signing.
+    pub signed_at: Option<String>,
+    /// The log entry.
+    pub tlog: Option<Tlog>,
+    /// Why it does not verify, or why nobody vouches for it.
+    pub reason: Option<String>,
+    /// The in-toto predicate type (attestations only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+    /// The in-toto statement, once authentic: what a verified attestation says.
+    #[serde(skip)]
+    pub statement: Option<Arc<Value>>,
 }
 
-/// Verifies one cosign layer: `payload` (the layer blob) signed as `signature_b64`, which must
-/// name `digest`.
+impl Signature {
+    /// A signature nothing here judges.
+    pub fn listed(kind: &'static str, digest: &str, reason: &str) -> Signature {
+        Signature {
+            kind,
+            digest: digest.to_owned(),
+            verified: None,
+            key: None,
+            signers: Vec::new(),
+            identity: None,
+            signed_at: None,
+            tlog: None,
+            reason: Some(reason.to_owned()),
+            predicate_type: None,
+            statement: None,
+        }
+    }
+
+    /// A signature that could not even be read.
+    pub fn unreadable(kind: &'static str, digest: &str, reason: String) -> Signature {
+        Signature {
+            verified: Some(false),
+            reason: Some(reason),
+            ..Signature::listed(kind, digest, "")
+        }
+    }
+
+    /// The verdict on a keyless signature [`sigstore::check`] examined.
+    pub fn keyless(kind: &'static str, digest: &str, checked: Checked, trust: &Trust) -> Signature {
+        let signers = match (&checked.authentic, &checked.identity) {
+            (Ok(()), Some(identity)) => trust.signers(identity),
+            _ => Vec::new(),
+        };
+        let reason = match (&checked.authentic, &checked.identity) {
+            (Err(e), _) => Some(e.clone()),
+            (Ok(()), Some(id)) if signers.is_empty() => Some(format!(
+                "authentic, but no configured identity matches it (issuer {}, subject {}; dimsum.trust.identities)",
+                id.issuer.as_deref().unwrap_or("none"),
+                id.subject.as_deref().unwrap_or("none")
+            )),
+            _ => None,
+        };
+        Signature {
+            kind,
+            digest: digest.to_owned(),
+            verified: Some(reason.is_none()),
+            key: None,
+            signers,
+            identity: checked.identity,
+            signed_at: checked.signed_at.map(sigstore::rfc3339),
+            tlog: checked.tlog,
+            reason,
+            predicate_type: checked.predicate_type,
+            statement: checked.statement.map(Arc::new),
+        }
+    }
+
+    /// Whether it verified and satisfies `name`.
+    pub fn by(&self, name: &str) -> bool {
+        self.verified == Some(true) && self.signers.iter().any(|s| s == name)
+    }
+}
+
+/// Verifies one key-signed cosign layer: `payload` (the layer blob) signed as `signature_b64`,
+/// which must name `digest`.
 pub fn verify_cosign(
     keys: &[CosignKey],
     payload: &[u8],
     signature_b64: &str,
     digest: &str,
 ) -> Signature {
-    let mut answer = Signature {
-        kind: "cosign",
-        digest: digest.to_owned(),
-        verified: None,
-        key: None,
-    };
     if keys.is_empty() {
-        return answer;
+        return Signature::listed(
+            "cosign",
+            digest,
+            "signed with a key, and no key is configured (dimsum.trust.cosignKeys)",
+        );
     }
-    answer.verified = Some(false);
+    let refuse = |why: &str| Signature::unreadable("cosign", digest, why.to_owned());
     let Some(signature) = STANDARD
         .decode(signature_b64.trim())
         .ok()
         .and_then(|der| EcdsaSignature::from_der(&der).ok())
     else {
-        return answer;
+        return refuse("the signature annotation is not a base64 DER ECDSA signature");
     };
     let Some(key) = keys
         .iter()
         .find(|k| k.key.verify(payload, &signature).is_ok())
     else {
-        return answer;
+        return refuse("the signature does not verify with any configured key");
     };
-    answer.key = Some(key.name.clone());
     // A good signature over a payload about another image says nothing about this one.
-    let named = serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|p| {
-            p.pointer("/critical/image/docker-manifest-digest")?
-                .as_str()
-                .map(str::to_owned)
-        });
-    answer.verified = Some(named.as_deref() == Some(digest));
+    let named = serde_json::from_slice::<Value>(payload).ok().and_then(|p| {
+        p.pointer("/critical/image/docker-manifest-digest")?
+            .as_str()
+            .map(str::to_owned)
+    });
+    let mut answer = Signature {
+        key: Some(key.name.clone()),
+        ..refuse("")
+    };
+    if named.as_deref() == Some(digest) {
+        answer.verified = Some(true);
+        answer.signers = vec![key.name.clone()];
+        answer.reason = None;
+    } else {
+        answer.reason = Some(format!(
+            "signed by {}, but the payload names another image ({})",
+            key.name,
+            named.as_deref().unwrap_or("none")
+        ));
+    }
     answer
 }
 
 /// A keyless cosign layer (a certificate and no key-based check possible here).
 pub fn is_keyless(layer: &super::raw::Descriptor) -> bool {
-    layer.annotations.contains_key(COSIGN_CERTIFICATE)
+    layer.annotations.contains_key(sigstore::form::CERTIFICATE)
 }
 
 /// The kind of a referrer, from its `artifactType` (or its manifest's, for older cosign's
@@ -137,16 +234,6 @@ pub fn needs_manifest(artifact_type: Option<&str>) -> bool {
         artifact_type,
         None | Some("") | Some("application/vnd.oci.empty.v1+json")
     )
-}
-
-/// A referrer listed for `digest`, classified by its manifest.
-pub fn referrer_from_manifest(manifest: &Raw, digest: &str) -> Option<Signature> {
-    referrer_kind(manifest.kind()?).map(|kind| Signature {
-        kind,
-        digest: digest.to_owned(),
-        verified: None,
-        key: None,
-    })
 }
 
 #[cfg(test)]

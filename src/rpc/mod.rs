@@ -141,13 +141,14 @@ impl Rpc {
     }
 
     /// The methods, for any transport: `getHistory`, `getManifest`, `getLabels`, `getOrigin`,
-    /// `getConfig`, `getPlatforms`, `getDigest` and `rpc.discover`.
+    /// `getSignatures`, `getConfig`, `getPlatforms`, `getDigest` and `rpc.discover`.
     pub fn into_rpc(self) -> RpcModule<Rpc> {
         let mut module = RpcModule::new(self);
-        let image_methods: [(&'static str, Action); 5] = [
+        let image_methods: [(&'static str, Action); 6] = [
             ("getManifest", Action::Manifest),
             ("getLabels", Action::Labels),
             ("getOrigin", Action::Origin),
+            ("getSignatures", Action::Signatures),
             ("getConfig", Action::Config),
             (
                 "getHistory",
@@ -247,6 +248,7 @@ impl Rpc {
             Action::Manifest => Reply::Manifest(service.manifest(req).await?),
             Action::Labels => Reply::Bytes(service.labels(req).await?.into_bytes()),
             Action::Origin => Reply::Json(json(&*service.origin(req).await?)?),
+            Action::Signatures => Reply::Json(json(&*service.signatures(req).await?)?),
             Action::Config => Reply::Bytes(service.config(req).await?.bytes.to_vec()),
             Action::Platforms => Reply::Json(json(&service.platforms(req).await?)?),
             Action::Digest => Reply::Json(json(&service.digest(req).await?)?),

@@ -26,11 +26,16 @@ mod inspect;
 mod notice;
 mod origin;
 mod pin;
+mod signatures;
 mod tag;
 mod tier;
 
 pub use inspect::{ConfigAnswer, DigestAnswer, PlatformEntry};
 pub use notice::{AccountMatch, Applied};
+pub use signatures::SignaturesAnswer;
+
+/// Keyless verdicts kept per configuration (each a few hundred bytes).
+const VERDICTS: u64 = 10_000;
 
 /// What to look up: an image in an account, optionally for a platform.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +110,11 @@ pub struct Dimsum {
     metrics: Arc<Metrics>,
     /// `trust.cosignKeys`.
     cosign_keys: Arc<Vec<crate::origin::signature::CosignKey>>,
+    /// `trust.sigstore` and `trust.identities`.
+    sigstore: Arc<crate::sigstore::Trust>,
+    /// Keyless verdicts by content (signature manifest, layer, subject), for this
+    /// configuration: a reload with another root or identities judges afresh.
+    verdicts: moka::sync::Cache<String, Arc<crate::sigstore::Checked>>,
 }
 
 /// A parsed request.
@@ -240,6 +250,8 @@ impl Dimsum {
             shared,
             metrics,
             cosign_keys: Arc::new(config.settings.cosign_keys.clone()),
+            sigstore: Arc::new(config.settings.sigstore.clone()),
+            verdicts: moka::sync::Cache::new(VERDICTS),
         }
     }
 

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::signatures::{SignaturesAnswer, descriptor};
 use super::{Dimsum, ImageRequest, Parsed, registry_error};
 use crate::cache::{Dated, TagKey};
 use crate::config::LIVE;
@@ -18,18 +19,16 @@ use crate::error::Error;
 use crate::history;
 use crate::metrics::CacheName;
 use crate::origin::raw::Raw;
-use crate::origin::signature::{self, Signature};
 use crate::origin::{self, Found, Origin, provenance};
-use crate::registry::manifest::{self, Manifest};
-use crate::registry::{self, Digest, Fetched, Reference};
+use crate::registry::manifest::Manifest;
+use crate::registry::{Digest, Fetched};
 
 impl Dimsum {
     /// Where the image came from, with its signatures (see [`crate::origin`]).
     pub async fn origin(&self, req: ImageRequest<'_>) -> Result<Arc<Origin>, Error> {
-        match self.gate(req).await? {
-            Some(checked) => Ok(checked),
-            None => self.origin_ungated(req).await,
-        }
+        let checked = self.gate(req).await?;
+        self.origin_ungated(verified(req, Self::checked_digest(&checked).as_deref()))
+            .await
     }
 
     async fn origin_ungated(&self, req: ImageRequest<'_>) -> Result<Arc<Origin>, Error> {
@@ -39,43 +38,67 @@ impl Dimsum {
     }
 
     /// With `signedBy`: fails with [`Error::NotSigned`] unless a signature of the image (or its
-    /// index) verifies with that key, and gives the origin it checked. The caller must answer for
-    /// that very image ([`verified`]), not look the tag up again: it may have moved meanwhile, to
-    /// an image nobody checked. An unknown key is bad input.
-    pub(super) async fn gate(&self, req: ImageRequest<'_>) -> Result<Option<Arc<Origin>>, Error> {
+    /// index) verifies and satisfies that key or identity, and gives the signatures it checked.
+    /// The caller must answer for that very image ([`verified`]), not look the tag up again: it
+    /// may have moved meanwhile, to an image nobody checked. An unknown name is bad input.
+    pub(super) async fn gate(
+        &self,
+        req: ImageRequest<'_>,
+    ) -> Result<Option<Arc<SignaturesAnswer>>, Error> {
         // Empty is none on every transport: Orca sends a blank stage parameter that way.
         let Some(name) = req.signed_by.filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
-        if !self.cosign_keys.iter().any(|k| k.name == name) {
-            let known: Vec<&str> = self.cosign_keys.iter().map(|k| k.name.as_str()).collect();
-            return Err(Error::InvalidInput(format!(
-                "signedBy names no configured key: {name:?} (dimsum.trust.cosignKeys has {}; see docs/origin.md)",
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            )));
+        self.known_signer(name)?;
+        let answer = self.signatures_ungated(req).await?;
+        Self::vouches(&answer, req, name)?;
+        Ok(Some(answer))
+    }
+
+    /// Whether `name` is a configured key or identity; an unknown one is bad input.
+    pub fn known_signer(&self, name: &str) -> Result<(), Error> {
+        let known: Vec<&str> = self
+            .cosign_keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .chain(self.sigstore.identities.iter().map(|i| i.name.as_str()))
+            .collect();
+        if known.contains(&name) {
+            return Ok(());
         }
-        let origin = self.origin_ungated(req).await?;
-        if origin.signed_by(name) {
-            return Ok(Some(origin));
+        Err(Error::InvalidInput(format!(
+            "signedBy names no configured key or identity: {name:?} (dimsum.trust.cosignKeys and dimsum.trust.identities have {}; see docs/origin.md)",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )))
+    }
+
+    /// [`Error::NotSigned`] unless a signature in `answer` verified and satisfies `name`.
+    pub fn vouches(
+        answer: &SignaturesAnswer,
+        req: ImageRequest<'_>,
+        name: &str,
+    ) -> Result<(), Error> {
+        if answer.signatures.iter().any(|s| s.by(name)) {
+            return Ok(());
         }
         Err(Error::NotSigned {
             account: req.account.to_owned(),
             image: format!("{}:{}", req.repository, req.reference),
-            digest: origin.digest.clone(),
-            index_digest: origin.index_digest.clone(),
+            digest: answer.digest.clone(),
+            index_digest: answer.index_digest.clone(),
             key: name.to_owned(),
         })
     }
 
     /// The digest the gate checked (the index's, when the reference named one), for [`verified`].
-    pub(super) fn checked_digest(origin: &Option<Arc<Origin>>) -> Option<String> {
-        origin
+    pub(super) fn checked_digest(checked: &Option<Arc<SignaturesAnswer>>) -> Option<String> {
+        checked
             .as_ref()
-            .map(|o| o.index_digest.clone().unwrap_or_else(|| o.digest.clone()))
+            .map(|a| a.index_digest.clone().unwrap_or_else(|| a.digest.clone()))
     }
 
     async fn origin_of(&self, p: &Parsed<'_>) -> Result<Arc<Origin>, Error> {
@@ -133,10 +156,7 @@ impl Dimsum {
             Some(raw) => self.provenance(p, &name, raw, &image.digest).await,
             None => None,
         };
-        let mut signatures = self.signatures(p, &name, &image.digest).await?;
-        if let Some(index) = &index {
-            signatures.extend(self.signatures(p, &name, &index.digest).await?);
-        }
+        let signed = self.signatures_cached(p).await?;
         Ok(origin::assemble(Found {
             digest: image.digest.to_string(),
             manifest: Raw::parse(&image.bytes),
@@ -147,7 +167,8 @@ impl Dimsum {
             labels,
             created,
             provenance,
-            signatures,
+            signatures: signed.signatures.clone(),
+            attestations: signed.attestations.clone(),
         }))
     }
 
@@ -202,97 +223,6 @@ impl Dimsum {
             None
         })
     }
-
-    /// Signatures of `digest`: cosign's tag, then OCI 1.1 referrers (the API, else its tag).
-    async fn signatures(
-        &self,
-        p: &Parsed<'_>,
-        name: &str,
-        digest: &Digest,
-    ) -> Result<Vec<Signature>, Error> {
-        let hex = digest.as_str().replacen(':', "-", 1);
-        let mut found = Vec::new();
-        if let Some(sig) = self.tagged(p, &format!("{hex}.sig")).await? {
-            let raw = Raw::parse(&sig.bytes);
-            for layer in &raw.layers {
-                let Some(value) = layer.annotations.get(signature::COSIGN_SIGNATURE) else {
-                    continue;
-                };
-                if signature::is_keyless(layer) {
-                    found.push(Signature {
-                        kind: "cosign",
-                        digest: digest.to_string(),
-                        verified: None,
-                        key: None,
-                    });
-                    continue;
-                }
-                let payload = self.blob(p, name, &descriptor(layer)).await?;
-                found.push(signature::verify_cosign(
-                    &self.cosign_keys,
-                    &payload,
-                    value,
-                    digest.as_str(),
-                ));
-            }
-        }
-        let listed = match p.client.referrers(&p.repository, digest).await {
-            Ok(Some(bytes)) => Some(Raw::parse(&bytes)),
-            Ok(None) => self.tagged(p, &hex).await?.map(|f| Raw::parse(&f.bytes)),
-            Err(e) => return Err(registry_error(&p.account.name, e)),
-        };
-        for referrer in listed.iter().flat_map(|l| &l.manifests) {
-            let kind = match referrer.artifact_type.as_deref() {
-                t if signature::needs_manifest(t) => {
-                    let digest = self.raw_digest(p, &referrer.digest)?;
-                    let manifest = self.manifest_by_digest(p, &digest).await?;
-                    Raw::parse(&manifest.bytes)
-                        .kind()
-                        .and_then(signature::referrer_kind)
-                }
-                Some(t) => signature::referrer_kind(t),
-                None => None,
-            };
-            if let Some(kind) = kind {
-                found.push(Signature {
-                    kind,
-                    digest: digest.to_string(),
-                    verified: None,
-                    key: None,
-                });
-            }
-        }
-        Ok(found)
-    }
-
-    /// The manifest a tag of this repository names now, or `None` when there is no such tag.
-    async fn tagged(&self, p: &Parsed<'_>, tag: &str) -> Result<Option<Arc<Fetched>>, Error> {
-        let reference = Reference::parse(tag).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let at = Parsed {
-            account: p.account,
-            client: p.client,
-            repository: p.repository.clone(),
-            reference,
-            platform: None,
-        };
-        match self.digest_of_tag(&at).await {
-            Ok(digest) => Ok(Some(self.manifest_by_digest(&at, &digest).await?)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn raw_digest(&self, p: &Parsed<'_>, digest: &str) -> Result<Digest, Error> {
-        Digest::parse(digest).ok_or_else(|| {
-            registry_error(
-                &p.account.name,
-                registry::Error::BadResponse {
-                    what: format!("manifest {}", p.repository),
-                    detail: format!("invalid digest {digest:?} in a descriptor"),
-                },
-            )
-        })
-    }
 }
 
 /// `req` narrowed to the digest the gate checked (its platform kept, the trigger's digest already
@@ -306,16 +236,6 @@ pub(super) fn verified<'a>(req: ImageRequest<'a>, checked: Option<&'a str>) -> I
             ..req
         },
         None => req,
-    }
-}
-
-/// A registry descriptor for a raw one (to fetch its blob through the content cache).
-fn descriptor(raw: &crate::origin::raw::Descriptor) -> manifest::Descriptor {
-    manifest::Descriptor {
-        media_type: raw.media_type.clone(),
-        digest: raw.digest.clone(),
-        size: raw.size,
-        platform: None,
     }
 }
 

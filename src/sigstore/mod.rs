@@ -15,7 +15,7 @@ pub mod form;
 pub mod root;
 pub mod tlog;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 use serde_json::Value;
@@ -43,8 +43,11 @@ pub struct Trust {
 
 impl Default for Trust {
     fn default() -> Trust {
+        // Parsed once: every configuration load starts from it.
+        static PUBLIC_GOOD: LazyLock<Arc<TrustedRoot>> =
+            LazyLock::new(|| Arc::new(TrustedRoot::public_good()));
         Trust {
-            root: Arc::new(TrustedRoot::public_good()),
+            root: PUBLIC_GOOD.clone(),
             require_sct: true,
             identities: Vec::new(),
         }
