@@ -20,6 +20,7 @@ mod fiat;
 mod fleet;
 mod hardening;
 mod image;
+mod keyless;
 mod load;
 mod operate;
 mod origin;

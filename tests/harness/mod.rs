@@ -10,6 +10,7 @@ pub mod redis;
 pub mod registry;
 pub mod run;
 pub mod server;
+pub mod sigstore;
 pub mod token;
 pub mod zoo;
 
