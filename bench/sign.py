@@ -3,6 +3,10 @@ manifest digest, its ECDSA P-256/SHA-256 signature (DER, base64) in the layer's 
 as the `sha256-<hex>.sig` tag.
 
 Usage: sign.py REGISTRY_URL REPOSITORY TAG PRIVATE_KEY_PEM
+       sign.py REGISTRY_URL REPOSITORY TAG --keyless FIXTURE_COMMAND...
+With --keyless, FIXTURE_COMMAND (e.g. the keyless-fixture example) is run with the digest as its
+last argument and prints {"payload", "annotations", "trustedRoot"}: the layer is cosign's keyless
+form (certificate, chain and Rekor bundle annotations); the trusted root goes to stdout.
 """
 import base64
 import json
@@ -15,15 +19,23 @@ OCI = "application/vnd.oci.image.manifest.v1+json"
 
 
 def main():
-    base, repo, tag, key = sys.argv[1:5]
+    base, repo, tag = sys.argv[1:4]
     _, headers, _ = call("GET", f"{base}/v2/{repo}/manifests/{tag}", headers={"Accept": SCHEMA2})
     digest = headers["Docker-Content-Digest"]
-    payload = json.dumps({"critical": {"identity": {"docker-reference": repo},
-                                       "image": {"docker-manifest-digest": digest},
-                                       "type": "cosign container image signature"},
-                          "optional": None}).encode()
-    der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=payload,
-                         capture_output=True, check=True).stdout
+    if sys.argv[4] == "--keyless":
+        fixture = json.loads(subprocess.run(sys.argv[5:] + [digest], capture_output=True,
+                                            check=True).stdout)
+        payload = fixture["payload"].encode()
+        annotations = fixture["annotations"]
+        print(fixture["trustedRoot"])
+    else:
+        payload = json.dumps({"critical": {"identity": {"docker-reference": repo},
+                                           "image": {"docker-manifest-digest": digest},
+                                           "type": "cosign container image signature"},
+                              "optional": None}).encode()
+        der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", sys.argv[4]], input=payload,
+                             capture_output=True, check=True).stdout
+        annotations = {"dev.cosignproject.cosign/signature": base64.b64encode(der).decode()}
     pusher = Pusher(base, repo)
     config = b'{"architecture":"","config":{},"os":"","rootfs":{"type":"layers","diff_ids":[]}}'
     manifest = json.dumps({
@@ -32,7 +44,7 @@ def main():
                    "digest": pusher.blob(config)},
         "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
                     "size": len(payload), "digest": pusher.blob(payload),
-                    "annotations": {"dev.cosignproject.cosign/signature": base64.b64encode(der).decode()}}],
+                    "annotations": annotations}],
     }).encode()
     sig_tag = digest.replace(":", "-", 1) + ".sig"
     call("PUT", f"{base}/v2/{repo}/manifests/{sig_tag}", manifest, {"Content-Type": OCI})
