@@ -17,11 +17,11 @@ WORKDIR /src
 # sources recompiles dimsum alone.
 COPY Cargo.toml Cargo.lock ./
 COPY plugin/Cargo.toml plugin/Cargo.toml
-RUN mkdir -p src plugin/src tests \
+RUN mkdir -p src plugin/src tests bench \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs plugin/src/lib.rs tests/main.rs \
+    && touch src/lib.rs plugin/src/lib.rs tests/main.rs bench/keyless_fixture.rs \
     && cargo build --release --locked --bin dimsum \
-    && rm -rf src plugin/src tests
+    && rm -rf src plugin/src tests bench
 COPY . .
 # COPY keeps the sources' own times, which may be older than the stubs' build: touch the crate
 # roots so cargo builds the real sources instead of keeping the stub.

@@ -73,6 +73,15 @@ async fn bundles(p: &Pusher, repo: &str, subject: (&str, usize, &str), bundles: 
     .await;
 }
 
+/// GitHub's workflow provenance (as `actions/attest-build-provenance` writes it) of `COMMIT`.
+fn provenance_v1() -> Value {
+    json!({
+        "buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+            "externalParameters": {"workflow": {"ref": "refs/heads/main", "repository": "https://github.com/acme/app", "path": ".github/workflows/release.yml"}},
+            "resolvedDependencies": [{"uri": "git+https://github.com/acme/app@refs/heads/main", "digest": {"gitCommit": COMMIT}}]},
+        "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}}})
+}
+
 struct World {
     _registry: Registry,
     _dir: tempfile::TempDir,
@@ -176,11 +185,7 @@ async fn world() -> World {
 
     // cosign 3: bundles as referrers, a signature and a signed SLSA provenance (GitHub's
     // build type) whose commit differs from the image's unsigned label.
-    let provenance = json!({
-        "buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
-            "externalParameters": {"workflow": {"ref": "refs/heads/main", "repository": "https://github.com/acme/app", "path": ".github/workflows/release.yml"}},
-            "resolvedDependencies": [{"uri": "git+https://github.com/acme/app@refs/heads/main", "digest": {"gitCommit": COMMIT}}]},
-        "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}}});
+    let provenance = provenance_v1();
     let bundled = annotated(&p, repo, "bundled", json!({"dimsum.test": "bundled"})).await;
     let sign = |subject: &str, tamper| s.bundle(&release, subject, (SIGN_V1, Value::Null), tamper);
     let attest = s.bundle(
@@ -234,6 +239,26 @@ async fn world() -> World {
         Tamper::None,
     );
     bundles(&p, repo, (&unvouched.1, unvouched.0.len(), OCI), &[attest]).await;
+
+    // `cosign attest` (keyless, the `.att` tag): signed provenance without any signature.
+    let attested = annotated(&p, repo, "attested", json!({"dimsum.test": "attested"})).await;
+    let (envelope, annotations) = s.attestation_layer(
+        &release,
+        &attested.1,
+        ("https://slsa.dev/provenance/v1", provenance_v1()),
+    );
+    sig_tag(
+        &p,
+        repo,
+        &attested.1,
+        "att",
+        &[(
+            envelope,
+            annotations,
+            "application/vnd.dsse.envelope.v1+json",
+        )],
+    )
+    .await;
 
     // An artifact (not an image) and an image whose config blob is gone, both signed.
     let chart_config = br#"{"kind":"helm-chart"}"#;
@@ -520,6 +545,17 @@ async fn trusted_revision_comes_only_from_signed_evidence() {
     }
     let (_, o) = get(&w, "unvouched/origin").await;
     assert_eq!(o["attestations"][0]["verified"], false);
+    // `cosign attest`'s `.att` tag: the provenance vouches, but an attestation is no signature.
+    let (_, o) = get(&w, "attested/origin").await;
+    assert_eq!(o["trusted"]["revision"], COMMIT, "{o}");
+    assert_eq!(o["attestations"][0]["kind"], "cosign");
+    assert_eq!(
+        o["attestations"][0]["signers"],
+        json!(["release-ci", "any-acme"])
+    );
+    assert_eq!(o["signatures"], json!([]));
+    let (status, _) = get(&w, "attested/labels?signedBy=release-ci").await;
+    assert_eq!(status, 412);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

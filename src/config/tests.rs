@@ -558,3 +558,42 @@ async fn config_check_finds_what_loading_lets_through() {
         assert!(described.contains(section), "{section}: {described}");
     }
 }
+
+#[test]
+fn keyless_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml =
+        |trust: &str| format!("dimsum:\n  trust:\n{trust}\ndockerRegistry:\n  accounts: []\n");
+    let good = yaml(
+        "    sigstore: {requireSct: false}\n    identities:\n    - {name: release-ci, issuer: https://token.actions.githubusercontent.com, subjectRegExp: 'https://github\\.com/acme/.*', sourceRepositoryRef: refs/heads/main}",
+    );
+    let config = load(&[("a.yml", &good)]).unwrap();
+    let trust = &config.settings.sigstore;
+    assert!(!trust.require_sct);
+    assert_eq!(trust.identities.len(), 1);
+    assert_eq!(
+        trust.identities[0].claims,
+        [("sourceRepositoryRef", "refs/heads/main".to_owned())]
+    );
+    // The default root is the shipped one, SCTs required.
+    let config = load(&[("a.yml", &yaml("    identities: []"))]).unwrap();
+    assert!(config.settings.sigstore.require_sct);
+    assert!(config.settings.sigstore.root.source.contains("public-good"));
+    let bad_root = dir.path().join("root.json");
+    std::fs::write(&bad_root, r#"{"tlogs": []}"#).unwrap();
+    for (trust, problem) in [
+        ("    identities:\n    - {name: x, issuer: i, subject: s, sourceRepositoryRf: main}".to_owned(), "\"sourceRepositoryRf\" (did you mean \"sourceRepositoryRef\"?)"),
+        ("    identities:\n    - {name: x, issuer: i, issuerRegExp: i, subject: s}".to_owned(), "give issuer or issuerRegExp, one of them"),
+        ("    identities:\n    - {name: x, issuer: i}".to_owned(), "give subject or subjectRegExp"),
+        ("    identities:\n    - {name: x, issuer: i, subjectRegExp: '('}".to_owned(), "subjectRegExp is not a regular expression"),
+        ("    identities:\n    - {issuer: i, subject: s}".to_owned(), "name is required"),
+        ("    identities:\n    - {name: x, issuer: i, subject: s}\n    - {name: x, issuer: j, subject: t}".to_owned(), "identities[1]: the name \"x\" is already"),
+        ("    sigstore: {requireSCT: true}".to_owned(), "unknown field"),
+        ("    sigstore: {requireSct: 1}".to_owned(), "requireSct"),
+        (format!("    sigstore: {{trustedRootFile: {}}}", bad_root.display()), "trustedRootFile: "),
+        ("    sigstore: {trustedRootFile: /nonexistent.json}".to_owned(), "/nonexistent.json"),
+    ] {
+        let found = problems(load(&[("a.yml", &yaml(&trust))]));
+        assert!(found.iter().any(|p| p.contains(problem)), "{trust}: {found:?}");
+    }
+}

@@ -169,3 +169,88 @@ fn another_root_or_time_is_refused() {
     };
     assert!(check(&trust, &sig, EMPTY_IMAGE).authentic.is_err());
 }
+
+#[test]
+fn every_bundle_version_is_read_by_its_own_rules() {
+    let material = "/verificationMaterial";
+    // The real v0.3 bundle re-expressed as v0.2 (a certificate chain) and v0.1 (a promise
+    // only): what is signed is the same, so both verify.
+    let v02 = tampered(|v| {
+        v["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.2".into();
+        let cert = v
+            .pointer(&format!("{material}/certificate"))
+            .unwrap()
+            .clone();
+        let m = v.pointer_mut(material).unwrap().as_object_mut().unwrap();
+        m.remove("certificate");
+        m.insert(
+            "x509CertificateChain".into(),
+            serde_json::json!({"certificates": [cert]}),
+        );
+    });
+    assert_eq!(
+        check(&Trust::default(), &v02, EMPTY_IMAGE).authentic,
+        Ok(())
+    );
+    let strip_proof = |v: &mut Value| {
+        v.pointer_mut(&format!("{material}/tlogEntries/0"))
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove("inclusionProof");
+    };
+    let v01 = tampered(|v| {
+        v["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1".into();
+        strip_proof(v);
+    });
+    assert_eq!(
+        check(&Trust::default(), &v01, EMPTY_IMAGE).authentic,
+        Ok(())
+    );
+    // v0.2+ without a proof, a v0.3 with a chain, an unknown media type: refused unread.
+    let read = |edit: &dyn Fn(&mut Value)| {
+        let mut v: Value =
+            serde_json::from_slice(&fixture("oci-attestation.sigstore.json")).unwrap();
+        edit(&mut v);
+        form::bundle(&serde_json::to_vec(&v).unwrap()).unwrap_err()
+    };
+    assert!(read(&strip_proof).contains("needs an inclusion proof"));
+    let chain_in_v03 = |v: &mut Value| {
+        let cert = v
+            .pointer(&format!("{material}/certificate"))
+            .unwrap()
+            .clone();
+        let m = v.pointer_mut(material).unwrap().as_object_mut().unwrap();
+        m.remove("certificate");
+        m.insert(
+            "x509CertificateChain".into(),
+            serde_json::json!({"certificates": [cert]}),
+        );
+    };
+    assert!(read(&chain_in_v03).contains("may not carry a certificate chain"));
+    assert!(
+        read(&|v: &mut Value| v["mediaType"] = "application/json".into())
+            .contains("unknown bundle mediaType")
+    );
+}
+
+#[test]
+fn a_real_github_provenance_bundle_fails_only_on_its_npm_subject() {
+    // npm's provenance of sigstore-js 5.0.0, signed in GitHub Actions: authentic in every
+    // respect but one, since its subject is an npm tarball (sha512), not an image digest.
+    let sig = form::bundle(&fixture("npm_slsa_bundle_v03.json")).unwrap();
+    let checked = check(&Trust::default(), &sig, EMPTY_IMAGE);
+    assert_eq!(
+        checked.authentic,
+        Err("the in-toto statement's subject is another artifact".to_owned())
+    );
+    let id = checked.identity.unwrap();
+    assert_eq!(
+        id.claims.get("sourceRepositoryDigest").map(String::as_str),
+        Some("7d2900eca1c22b3f87c13987c8d4b7c9a29b733a")
+    );
+    assert_eq!(
+        checked.predicate_type.as_deref(),
+        Some("https://slsa.dev/provenance/v1")
+    );
+}

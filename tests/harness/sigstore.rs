@@ -369,6 +369,41 @@ impl TestSigstore {
         (stored.into_bytes(), annotations)
     }
 
+    /// The layer of a cosign `.att` manifest (`cosign attest`, keyless): the DSSE envelope to
+    /// store as its blob, and the certificate, chain and Rekor bundle (a `dsse` entry)
+    /// annotations, with cosign's empty signature annotation.
+    pub fn attestation_layer(
+        &self,
+        who: &Who,
+        subject: &str,
+        predicate: (&str, Value),
+    ) -> (Vec<u8>, BTreeMap<String, String>) {
+        let bundle: Value =
+            serde_json::from_slice(&self.bundle(who, subject, predicate, Tamper::None)).unwrap();
+        let material = &bundle["verificationMaterial"];
+        let entry = &material["tlogEntries"][0];
+        let der = STANDARD
+            .decode(material["certificate"]["rawBytes"].as_str().unwrap())
+            .unwrap();
+        let rekor = json!({"SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+            "Payload": {"body": entry["canonicalizedBody"],
+                "integratedTime": entry["integratedTime"].as_str().unwrap().parse::<i64>().unwrap(),
+                "logIndex": 7, "logID": hex::encode(self.log_id())}});
+        let annotations = BTreeMap::from([
+            (
+                "dev.cosignproject.cosign/signature".to_owned(),
+                String::new(),
+            ),
+            ("dev.sigstore.cosign/certificate".to_owned(), pem(&der)),
+            (
+                "dev.sigstore.cosign/chain".to_owned(),
+                pem(self.intermediate.der()) + &pem(self.root.der()),
+            ),
+            ("dev.sigstore.cosign/bundle".to_owned(), rekor.to_string()),
+        ]);
+        (bundle["dsseEnvelope"].to_string().into_bytes(), annotations)
+    }
+
     /// A v0.3 Sigstore bundle: a DSSE envelope over an in-toto statement whose subject is
     /// `subject` (a `sha256:` digest), with its log entry, SET and inclusion proof.
     pub fn bundle(
