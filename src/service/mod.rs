@@ -207,6 +207,8 @@ impl Dimsum {
                     self.caches.forget_account(name);
                 }
             }
+            // Verdicts depend on the keys, root and identities just read: judge afresh.
+            self.caches.forget_answers();
             self.caches.clone()
         } else {
             Arc::new(Caches::new(&config.settings.cache))

@@ -67,6 +67,14 @@ impl Dimsum {
         &self,
         req: ImageRequest<'_>,
     ) -> Result<Arc<SignaturesAnswer>, Error> {
+        self.signatures_dated(req).await.map(|d| d.value)
+    }
+
+    /// The answer with when it was asked, for the gate's own cache.
+    pub(super) async fn signatures_dated(
+        &self,
+        req: ImageRequest<'_>,
+    ) -> Result<Dated<Arc<SignaturesAnswer>>, Error> {
         let req = self.pin(req).await?;
         let p = self.parse(req)?;
         Box::pin(self.bounded(req.account, self.signatures_cached(&p))).await
@@ -76,10 +84,12 @@ impl Dimsum {
     pub(super) async fn signatures_cached(
         &self,
         p: &Parsed<'_>,
-    ) -> Result<Arc<SignaturesAnswer>, Error> {
+    ) -> Result<Dated<Arc<SignaturesAnswer>>, Error> {
+        let asked = Instant::now();
         let top = self.digest_of(p).await?;
         let Some(cache) = &self.caches.signatures else {
-            return self.signatures_cold(p, &top).await.map(Arc::new);
+            let answer = self.signatures_cold(p, &top).await?;
+            return Ok(Dated::new(Arc::new(answer), asked, LIVE));
         };
         let key = TagKey {
             account: p.account.name.clone(),
@@ -94,7 +104,7 @@ impl Dimsum {
         };
         if let Some(hit) = cache.get(&key).await {
             self.metrics.cache(CacheName::content, true);
-            return Ok(hit.value);
+            return Ok(hit);
         }
         self.metrics.cache(CacheName::content, false);
         let load = async {
@@ -102,11 +112,10 @@ impl Dimsum {
             let answer = self.signatures_cold(p, &top).await?;
             Ok::<_, Error>(Dated::new(Arc::new(answer), asked, LIVE))
         };
-        let entry = cache
+        cache
             .try_get_with(key, Box::pin(load))
             .await
-            .map_err(Arc::unwrap_or_clone)?;
-        Ok(entry.value)
+            .map_err(Arc::unwrap_or_clone)
     }
 
     async fn signatures_cold(
