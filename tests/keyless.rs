@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::harness::get_json;
 use crate::harness::images::{self, OCI, OCI_INDEX, Pusher};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
@@ -80,6 +81,25 @@ fn provenance_v1() -> Value {
             "externalParameters": {"workflow": {"ref": "refs/heads/main", "repository": "https://github.com/acme/app", "path": ".github/workflows/release.yml"}},
             "resolvedDependencies": [{"uri": "git+https://github.com/acme/app@refs/heads/main", "digest": {"gitCommit": COMMIT}}]},
         "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}}})
+}
+
+/// Signs `digest` keyless as the release workflow, in cosign's `.sig` form.
+async fn signed_by_release(p: &Pusher, s: &TestSigstore, repo: &str, digest: &str) {
+    let (payload, annotations) = s.cosign_layer(&Who::release(), digest, Tamper::None);
+    sig_tag(
+        p,
+        repo,
+        digest,
+        "sig",
+        &[(payload, annotations, SIMPLESIGNING)],
+    )
+    .await;
+}
+
+/// Pushes an image tagged `tag` and attaches the bundles `make` writes for its digest.
+async fn with_bundles(p: &Pusher, repo: &str, tag: &str, make: impl FnOnce(&str) -> Vec<Vec<u8>>) {
+    let image = annotated(p, repo, tag, json!({"dimsum.test": tag})).await;
+    bundles(p, repo, (&image.1, image.0.len(), OCI), &make(&image.1)).await;
 }
 
 struct World {
@@ -185,60 +205,30 @@ async fn world() -> World {
 
     // cosign 3: bundles as referrers, a signature and a signed SLSA provenance (GitHub's
     // build type) whose commit differs from the image's unsigned label.
-    let provenance = provenance_v1();
-    let bundled = annotated(&p, repo, "bundled", json!({"dimsum.test": "bundled"})).await;
+    let slsa = |who: &Who, subject: &str| {
+        s.bundle(
+            who,
+            subject,
+            ("https://slsa.dev/provenance/v1", provenance_v1()),
+            Tamper::None,
+        )
+    };
     let sign = |subject: &str, tamper| s.bundle(&release, subject, (SIGN_V1, Value::Null), tamper);
-    let attest = s.bundle(
-        &release,
-        &bundled.1,
-        ("https://slsa.dev/provenance/v1", provenance.clone()),
-        Tamper::None,
-    );
-    bundles(
-        &p,
-        repo,
-        (&bundled.1, bundled.0.len(), OCI),
-        &[sign(&bundled.1, Tamper::None), attest],
-    )
+    with_bundles(&p, repo, "bundled", |d| {
+        vec![sign(d, Tamper::None), slsa(&release, d)]
+    })
     .await;
-    let stranger = annotated(
-        &p,
-        repo,
-        "bundle-stranger",
-        json!({"dimsum.test": "stranger"}),
-    )
+    with_bundles(&p, repo, "bundle-stranger", |_| {
+        vec![sign(&other.1, Tamper::None)]
+    })
     .await;
-    bundles(
-        &p,
-        repo,
-        (&stranger.1, stranger.0.len(), OCI),
-        &[sign(&other.1, Tamper::None)],
-    )
-    .await;
-    let bad = annotated(
-        &p,
-        repo,
-        "bundle-tampered",
-        json!({"dimsum.test": "bundle-tampered"}),
-    )
-    .await;
-    bundles(
-        &p,
-        repo,
-        (&bad.1, bad.0.len(), OCI),
-        &[sign(&bad.1, Tamper::Payload)],
-    )
+    with_bundles(&p, repo, "bundle-tampered", |d| {
+        vec![sign(d, Tamper::Payload)]
+    })
     .await;
     // An attestation by somebody nobody configured: not trusted, whatever it says.
-    let unvouched = annotated(&p, repo, "unvouched", json!({"dimsum.test": "unvouched"})).await;
     let gitlab = who(RELEASE, "https://gitlab.com", "refs/heads/main");
-    let attest = s.bundle(
-        &gitlab,
-        &unvouched.1,
-        ("https://slsa.dev/provenance/v1", provenance),
-        Tamper::None,
-    );
-    bundles(&p, repo, (&unvouched.1, unvouched.0.len(), OCI), &[attest]).await;
+    with_bundles(&p, repo, "unvouched", |d| vec![slsa(&gitlab, d)]).await;
 
     // `cosign attest` (keyless, the `.att` tag): signed provenance without any signature.
     let attested = annotated(&p, repo, "attested", json!({"dimsum.test": "attested"})).await;
@@ -269,15 +259,7 @@ async fn world() -> World {
     let artifact = p
         .manifest(repo, "chart", OCI, &serde_json::to_vec(&artifact).unwrap())
         .await;
-    let (payload, annotations) = s.cosign_layer(&release, &artifact, Tamper::None);
-    sig_tag(
-        &p,
-        repo,
-        &artifact,
-        "sig",
-        &[(payload, annotations, SIMPLESIGNING)],
-    )
-    .await;
+    signed_by_release(&p, &s, repo, &artifact).await;
     let lost_config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]},"dimsum":"lost"}"#;
     let lost_digest = p.blob(repo, lost_config).await;
     let lost = json!({"schemaVersion": 2, "mediaType": OCI,
@@ -286,15 +268,7 @@ async fn world() -> World {
     let lost = p
         .manifest(repo, "lost", OCI, &serde_json::to_vec(&lost).unwrap())
         .await;
-    let (payload, annotations) = s.cosign_layer(&release, &lost, Tamper::None);
-    sig_tag(
-        &p,
-        repo,
-        &lost,
-        "sig",
-        &[(payload, annotations, SIMPLESIGNING)],
-    )
-    .await;
+    signed_by_release(&p, &s, repo, &lost).await;
     let deleted = reqwest::Client::new()
         .delete(format!("{}/v2/{repo}/blobs/{lost_digest}", registry.url()))
         .send()
@@ -344,17 +318,7 @@ async fn world() -> World {
 }
 
 async fn get(w: &World, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{}/local/team/app/{path}", w.server.url))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body = r.bytes().await.unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    get_json(&format!("{}/local/team/app/{path}", w.server.url)).await
 }
 
 async fn signatures(w: &World, tag: &str) -> Value {

@@ -11,6 +11,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use serde_json::{Value, json};
 
+use crate::harness::get_json;
 use crate::harness::images::{self, OCI, OCI_INDEX, Pusher, SCHEMA2, VA, VA_LAYER};
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
@@ -337,19 +338,7 @@ async fn world() -> World {
 }
 
 async fn get(w: &World, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{}/local/team/app/{path}", w.server.url))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
-    )
+    get_json(&format!("{}/local/team/app/{path}", w.server.url)).await
 }
 
 async fn origin(w: &World, tag: &str) -> Value {

@@ -141,6 +141,22 @@ impl Parsed<'_> {
         self.account.scope(&self.repository.to_string())
     }
 
+    /// The key of an answer assembled for the image `top` names here (origins, signatures):
+    /// the top digest and the platform, so a moved tag is a new key.
+    fn answer_key(&self, top: &Digest) -> TagKey {
+        TagKey {
+            account: self.account.name.clone(),
+            repository: self.repository.to_string(),
+            reference: format!(
+                "{top} {}",
+                self.platform
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
     fn manifest_key(&self, digest: Digest) -> Key {
         Key::Manifest(
             self.account.name.clone(),

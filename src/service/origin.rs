@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::signatures::{SignaturesAnswer, descriptor};
 use super::{Dimsum, ImageRequest, Parsed, registry_error};
-use crate::cache::{Dated, TagKey};
+use crate::cache::Dated;
 use crate::config::LIVE;
 use crate::error::Error;
 use crate::history;
@@ -118,17 +118,7 @@ impl Dimsum {
 
     async fn origin_of(&self, p: &Parsed<'_>) -> Result<Arc<Origin>, Error> {
         let top = self.digest_of(p).await?;
-        let key = TagKey {
-            account: p.account.name.clone(),
-            repository: p.repository.to_string(),
-            reference: format!(
-                "{top} {}",
-                p.platform
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ),
-        };
+        let key = p.answer_key(&top);
         let Some(origins) = &self.caches.origins else {
             return self.origin_cold(p, &top).await.map(Arc::new);
         };

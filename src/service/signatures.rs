@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{Dimsum, ImageRequest, Parsed, registry_error};
-use crate::cache::{Dated, TagKey};
+use crate::cache::Dated;
 use crate::config::LIVE;
 use crate::error::Error;
 use crate::metrics::CacheName;
@@ -91,17 +91,7 @@ impl Dimsum {
             let answer = self.signatures_cold(p, &top).await?;
             return Ok(Dated::new(Arc::new(answer), asked, LIVE));
         };
-        let key = TagKey {
-            account: p.account.name.clone(),
-            repository: p.repository.to_string(),
-            reference: format!(
-                "{top} {}",
-                p.platform
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            ),
-        };
+        let key = p.answer_key(&top);
         if let Some(hit) = cache.get(&key).await {
             self.metrics.cache(CacheName::content, true);
             return Ok(hit);

@@ -117,6 +117,24 @@ async fn push_app(registry: &registry::Registry, auth: Option<String>) {
         .await;
 }
 
+/// GET `url`: the status and the body as JSON (`null` when it is not JSON).
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// A JSON-RPC request (or batch) POSTed to `url` with these headers; the whole reply.
 pub async fn post_rpc(
     url: &str,
