@@ -490,7 +490,7 @@ fn is_secret_reference(s: &str) -> bool {
 }
 
 /// `std::io::Error`'s message without the "(os error 2)" suffix.
-fn io_message(e: &std::io::Error) -> String {
+pub(crate) fn io_message(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_owned(),

@@ -17,6 +17,8 @@
 //!   evidence) and its signatures, verified against configured cosign keys.
 //! - [`sigstore`]: keyless signatures and attestations (Fulcio + Rekor), verified offline
 //!   against a pinned trust root.
+//! - [`notation`]: Notation signatures, verified offline under Notation's own trust policy and
+//!   trust store.
 //! - [`events`]: registry notifications (Distribution, ACR, Harbor, Quay) → tag changes.
 //! - [`cache`]: memory (content by digest, tags dated by when the registry was asked, recent
 //!   not-founds; single flight) and the [`cache::SharedTier`] behind it: the disk for the
@@ -47,6 +49,7 @@ pub mod fiat;
 pub mod fuzzing;
 pub mod history;
 pub mod metrics;
+pub mod notation;
 pub mod origin;
 pub mod prefetch;
 pub mod registry;

@@ -1,0 +1,432 @@
+//! The verifier on real Notation signatures (notation.md §10) under the policies and stores
+//! `notation verify` would use, and on signatures made here (ES256, JWS and COSE) for what the
+//! real ones do not cover: revocation locations, timestamps, identities, tampering.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use p256::ecdsa::signature::Signer as _;
+use p256::pkcs8::EncodePrivateKey as _;
+use serde_json::json;
+
+use super::envelope::{COSE, JWS, Target};
+use super::policy::Notation;
+use super::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/notation/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// 2026-12-02: when these tests were written; the real certificates are valid until 2122/2123.
+const NOW: i64 = 1_796_169_600;
+
+fn leaf_of(envelope: &[u8]) -> Vec<u8> {
+    let v: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+    STANDARD
+        .decode(v["header"]["x5c"][0].as_str().unwrap())
+        .unwrap()
+}
+
+/// A trust store directory holding `stores` (`type/name` → DER certificates) and a policy file.
+fn trust(dir: &Path, stores: &[(&str, &[u8])], policies: serde_json::Value) -> Notation {
+    for (i, (store, der)) in stores.iter().enumerate() {
+        let path = dir.join("x509").join(store);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join(format!("{i}.crt")), der).unwrap();
+    }
+    let file = dir.join("trustpolicy.json");
+    std::fs::write(
+        &file,
+        json!({"version": "1.0", "trustPolicies": policies}).to_string(),
+    )
+    .unwrap();
+    Notation::load(&file, dir).unwrap()
+}
+
+fn policy(
+    name: &str,
+    level: serde_json::Value,
+    stores: &[&str],
+    identities: &[&str],
+) -> serde_json::Value {
+    json!({"name": name, "registryScopes": ["*"], "signatureVerification": level,
+        "trustStores": stores, "trustedIdentities": identities})
+}
+
+const E2E_IDENTITY: &str = "x509.subject: CN=e2e,O=Notary,L=Seattle,ST=WA,C=US";
+
+fn e2e_target() -> Target {
+    Target {
+        media_type: "application/vnd.oci.artifact.manifest.v1+json".to_owned(),
+        digest: "sha256:cc2ae4e91a31a77086edbdbf4711de48e5fa3ebdacad3403e61777a9e1a53b6f"
+            .to_owned(),
+        size: 417,
+    }
+}
+
+#[test]
+fn real_signatures_get_notations_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = fixture("e2e-valid.sig");
+    let alpine = fixture("alpine-jws.sig");
+    let n = trust(
+        dir.path(),
+        &[
+            ("ca/e2e", &leaf_of(&valid)),
+            ("ca/alpine", &leaf_of(&alpine)),
+        ],
+        json!([policy(
+            "e2e",
+            json!({"level": "strict"}),
+            &["ca:e2e", "ca:alpine"],
+            &[
+                E2E_IDENTITY,
+                "x509.subject: C=US, ST=WA, O=Notary, CN=alpine"
+            ]
+        )]),
+    );
+    let v = verify(Some(&n), "r/x", &e2e_target(), JWS, &valid, NOW);
+    assert_eq!((v.verified, v.reason.as_deref()), (Some(true), None));
+    assert_eq!(v.policy.as_deref(), Some("e2e"));
+    assert_eq!(
+        v.identity.unwrap().subject.as_deref(),
+        Some("CN=e2e,O=Notary,L=Seattle,ST=WA,C=US")
+    );
+    // notary.x509 without a timestamp authority: the signer's clock is not trusted.
+    assert_eq!(v.signed_at, None);
+    // notation-go's own test signature, of the manifest whose bytes we hold.
+    let manifest = fixture("alpine-manifest.json");
+    let alpine_target = Target {
+        media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+        digest: crate::registry::Digest::sha256(&manifest).to_string(),
+        size: manifest.len() as u64,
+    };
+    let v = verify(Some(&n), "r/x", &alpine_target, JWS, &alpine, NOW);
+    assert_eq!(v.verified, Some(true), "{:?}", v.reason);
+    // The expired signature (io.cncf.notary.expiry 2022-12-29): refused under strict.
+    let expired = fixture("e2e-expired-signature.sig");
+    let v = verify(Some(&n), "r/x", &e2e_target(), JWS, &expired, NOW);
+    assert_eq!(v.verified, Some(false));
+    assert!(
+        v.reason
+            .unwrap()
+            .contains("the signature expired at 2022-12-29T02:59:51Z")
+    );
+}
+
+#[test]
+fn levels_and_overrides_decide_what_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = fixture("e2e-valid.sig");
+    let expired = fixture("e2e-expired-signature.sig");
+    let alpine = leaf_of(&fixture("alpine-jws.sig"));
+    let n = trust(
+        dir.path(),
+        &[("ca/e2e", &leaf_of(&valid)), ("ca/alpine", &alpine)],
+        json!([
+            {"name": "permissive", "registryScopes": ["h/permissive"], "signatureVerification": {"level": "permissive"},
+             "trustStores": ["ca:e2e"], "trustedIdentities": ["*"]},
+            {"name": "audit", "registryScopes": ["h/audit"], "signatureVerification": {"level": "audit"},
+             "trustStores": ["ca:alpine"], "trustedIdentities": ["*"]},
+            {"name": "strict-other", "registryScopes": ["h/other"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:alpine"], "trustedIdentities": ["*"]},
+            {"name": "wrong-identity", "registryScopes": ["h/who"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:e2e"], "trustedIdentities": ["x509.subject: CN=e2e,O=Other,ST=WA,C=US"]},
+            {"name": "expiry-off", "registryScopes": ["h/expiry"], "signatureVerification": {"level": "strict", "override": {"expiry": "skip"}},
+             "trustStores": ["ca:e2e"], "trustedIdentities": [E2E_IDENTITY]},
+            {"name": "skip", "registryScopes": ["h/skip"], "signatureVerification": {"level": "skip"}},
+        ]),
+    );
+    let at =
+        |scope: &str, envelope: &[u8]| verify(Some(&n), scope, &e2e_target(), JWS, envelope, NOW);
+    // Permissive logs an expired signature (notation: "Successfully verified").
+    let v = at("h/permissive", &expired);
+    assert_eq!(v.verified, Some(true));
+    assert!(
+        v.reason
+            .unwrap()
+            .contains("only logs: the signature expired")
+    );
+    // Audit logs even a signer outside the store; strict refuses it.
+    assert_eq!(at("h/audit", &valid).verified, Some(true));
+    let v = at("h/other", &valid);
+    assert_eq!(v.verified, Some(false));
+    assert!(
+        v.reason
+            .unwrap()
+            .contains("no certificate of the signature's chain is in a ca trust store")
+    );
+    let v = at("h/who", &valid);
+    assert!(v.reason.unwrap().contains("is not a trusted identity"));
+    assert_eq!(at("h/expiry", &expired).verified, Some(true));
+    // Skip: nothing verified, never true.
+    let v = at("h/skip", &valid);
+    assert_eq!((v.verified, v.policy.as_deref()), (None, Some("skip")));
+    // No policy for the scope: refused; no Notation configuration at all: not judged.
+    assert_eq!(at("h/none", &valid).verified, Some(false));
+    assert_eq!(
+        verify(None, "h/x", &e2e_target(), JWS, &valid, NOW).verified,
+        None
+    );
+}
+
+#[test]
+fn tampering_is_an_integrity_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = fixture("e2e-valid.sig");
+    let n = trust(
+        dir.path(),
+        &[("ca/e2e", &leaf_of(&valid))],
+        json!([policy(
+            "e2e",
+            json!({"level": "strict"}),
+            &["ca:e2e"],
+            &[E2E_IDENTITY]
+        )]),
+    );
+    let refused = |target: &Target, layer: &str, bytes: &[u8]| {
+        let v = verify(Some(&n), "r/x", target, layer, bytes, NOW);
+        assert_eq!(v.verified, Some(false));
+        v.reason.unwrap()
+    };
+    // The envelope re-attached to another image.
+    let mut other = e2e_target();
+    other.digest = format!("sha256:{}", "0".repeat(64));
+    assert!(refused(&other, JWS, &valid).contains("is not this artifact's"));
+    other = e2e_target();
+    other.size = 418;
+    assert!(refused(&other, JWS, &valid).contains("is not this artifact's"));
+    // A flipped bit of the signature.
+    let mut v: serde_json::Value = serde_json::from_slice(&valid).unwrap();
+    let mut sig = URL_SAFE_NO_PAD
+        .decode(v["signature"].as_str().unwrap())
+        .unwrap();
+    sig[10] ^= 1;
+    v["signature"] = URL_SAFE_NO_PAD.encode(sig).into();
+    assert!(
+        refused(&e2e_target(), JWS, &serde_json::to_vec(&v).unwrap()).contains("does not verify")
+    );
+    // A tar layer where an envelope should be (notation's e2e-invalid-signature).
+    assert!(
+        refused(
+            &e2e_target(),
+            "application/vnd.oci.image.layer.v1.tar",
+            &valid
+        )
+        .contains("neither a JWS")
+    );
+    assert!(refused(&e2e_target(), COSE, &valid).contains("COSE envelope is unreadable"));
+}
+
+/// A self-signed ES256 code-signing leaf made here, optionally naming a CRL.
+fn own_leaf(crl: bool) -> (p256::ecdsa::SigningKey, Vec<u8>) {
+    let key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
+    let pair = rcgen::KeyPair::try_from(key.to_pkcs8_der().unwrap().as_bytes()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = rcgen::DistinguishedName::new();
+    for (t, v) in [
+        (rcgen::DnType::CountryName, "US"),
+        (rcgen::DnType::StateOrProvinceName, "WA"),
+        (rcgen::DnType::OrganizationName, "Acme"),
+        (rcgen::DnType::CommonName, "ci"),
+    ] {
+        dn.push(t, v);
+    }
+    params.distinguished_name = dn;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    if crl {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec!["http://crl.example/ci.crl".to_owned()],
+        }];
+    }
+    (key, params.self_signed(&pair).unwrap().der().to_vec())
+}
+
+fn protected_headers() -> serde_json::Value {
+    json!({"alg": "ES256", "crit": ["io.cncf.notary.signingScheme"],
+        "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "io.cncf.notary.signingScheme": "notary.x509", "io.cncf.notary.signingTime": "2026-12-01T10:00:00Z"})
+}
+
+fn own_jws(key: &p256::ecdsa::SigningKey, leaf: &[u8], target: &Target) -> Vec<u8> {
+    let protected = URL_SAFE_NO_PAD.encode(protected_headers().to_string());
+    let payload = URL_SAFE_NO_PAD.encode(
+        json!({"targetArtifact": {"mediaType": target.media_type, "digest": target.digest, "size": target.size}}).to_string(),
+    );
+    let signature: p256::ecdsa::Signature = key.sign(format!("{protected}.{payload}").as_bytes());
+    json!({"payload": payload, "protected": protected, "header": {"x5c": [STANDARD.encode(leaf)]},
+        "signature": URL_SAFE_NO_PAD.encode(signature.to_bytes())})
+    .to_string()
+    .into_bytes()
+}
+
+fn own_cose(key: &p256::ecdsa::SigningKey, leaf: &[u8], target: &Target) -> Vec<u8> {
+    use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable as _, iana};
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::ES256)
+        .content_type("application/vnd.cncf.notary.payload.v1+json".to_owned())
+        .text_value(
+            "io.cncf.notary.signingScheme".to_owned(),
+            "notary.x509".into(),
+        )
+        .text_value(
+            "io.cncf.notary.signingTime".to_owned(),
+            coset::cbor::Value::Tag(1, Box::new(1_796_000_000.into())),
+        )
+        .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
+            "io.cncf.notary.signingScheme".to_owned(),
+        ))
+        .build();
+    let unprotected = HeaderBuilder::new()
+        .value(
+            33,
+            coset::cbor::Value::Array(vec![coset::cbor::Value::Bytes(leaf.to_vec())]),
+        )
+        .build();
+    let payload = json!({"targetArtifact": {"mediaType": target.media_type, "digest": target.digest, "size": target.size}})
+        .to_string()
+        .into_bytes();
+    CoseSign1Builder::new()
+        .protected(protected)
+        .unprotected(unprotected)
+        .payload(payload)
+        .create_signature(b"", |data| {
+            let s: p256::ecdsa::Signature = key.sign(data);
+            s.to_bytes().to_vec()
+        })
+        .build()
+        .to_tagged_vec()
+        .unwrap()
+}
+
+#[test]
+fn own_signatures_jws_and_cose_revocation_and_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, leaf) = own_leaf(false);
+    let (crl_key, crl_leaf) = own_leaf(true);
+    let n = trust(
+        dir.path(),
+        &[
+            ("ca/acme", &leaf),
+            ("ca/crl", &crl_leaf),
+            ("tsa/acme", &leaf),
+        ],
+        json!([
+            policy("acme", json!({"level": "strict"}), &["ca:acme"], &["x509.subject: C=US,ST=WA,O=Acme"]),
+            {"name": "crl", "registryScopes": ["h/crl"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:crl"], "trustedIdentities": ["*"]},
+            {"name": "crl-logged", "registryScopes": ["h/crl-logged"], "signatureVerification": {"level": "strict", "override": {"revocation": "log"}},
+             "trustStores": ["ca:crl"], "trustedIdentities": ["*"]},
+            {"name": "tsa", "registryScopes": ["h/tsa"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:acme", "tsa:acme"], "trustedIdentities": ["*"]},
+        ]),
+    );
+    let target = e2e_target();
+    for (layer, envelope) in [
+        (JWS, own_jws(&key, &leaf, &target)),
+        (COSE, own_cose(&key, &leaf, &target)),
+    ] {
+        let v = verify(Some(&n), "h/app", &target, layer, &envelope, NOW);
+        assert_eq!(v.verified, Some(true), "{layer}: {:?}", v.reason);
+        // Another image: refused in both envelopes.
+        let mut other = target.clone();
+        other.digest = format!("sha256:{}", "1".repeat(64));
+        assert_eq!(
+            verify(Some(&n), "h/app", &other, layer, &envelope, NOW).verified,
+            Some(false)
+        );
+        // After the certificate's end (2099): no authentic time makes it valid.
+        let v = verify(
+            Some(&n),
+            "h/app",
+            &target,
+            layer,
+            &envelope,
+            4_102_444_800 + 86_400 * 365,
+        );
+        assert!(v.reason.unwrap().contains("not at"), "{layer}");
+    }
+    // A chain naming a CRL could be revoked: never verified under an enforcing policy.
+    let crl = own_jws(&crl_key, &crl_leaf, &target);
+    let v = verify(Some(&n), "h/crl", &target, JWS, &crl, NOW);
+    assert_eq!(v.verified, Some(false));
+    assert!(v.reason.unwrap().contains("revocation not checked"));
+    let v = verify(Some(&n), "h/crl-logged", &target, JWS, &crl, NOW);
+    assert_eq!(v.verified, Some(true));
+    // A policy with a timestamp authority wants a timestamp, which is not verified here.
+    let v = verify(
+        Some(&n),
+        "h/tsa",
+        &target,
+        JWS,
+        &own_jws(&key, &leaf, &target),
+        NOW,
+    );
+    assert!(v.reason.unwrap().contains("requires an RFC 3161 timestamp"));
+    // An algorithm the key does not dictate, and an unknown critical header.
+    let mut headers = protected_headers();
+    headers["alg"] = "ES384".into();
+    headers["crit"] = json!([
+        "io.cncf.notary.signingScheme",
+        "io.cncf.notary.verificationPlugin"
+    ]);
+    let protected = URL_SAFE_NO_PAD.encode(headers.to_string());
+    let mut jws: serde_json::Value =
+        serde_json::from_slice(&own_jws(&key, &leaf, &target)).unwrap();
+    jws["protected"] = protected.into();
+    let v = verify(
+        Some(&n),
+        "h/app",
+        &target,
+        JWS,
+        &serde_json::to_vec(&jws).unwrap(),
+        NOW,
+    );
+    assert!(v.reason.unwrap().contains("is not understood"));
+}
+
+#[test]
+fn invalid_policies_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, leaf) = own_leaf(false);
+    std::fs::create_dir_all(dir.path().join("x509/ca/acme")).unwrap();
+    std::fs::write(dir.path().join("x509/ca/acme/acme.crt"), &leaf).unwrap();
+    let load = |policies: serde_json::Value| {
+        let file = dir.path().join("trustpolicy.json");
+        std::fs::write(
+            &file,
+            json!({"version": "1.0", "trustPolicies": policies}).to_string(),
+        )
+        .unwrap();
+        Notation::load(&file, dir.path()).unwrap_err().join("\n")
+    };
+    let good = |name: &str, scope: &str| {
+        json!({"name": name, "registryScopes": [scope],
+        "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "trustedIdentities": ["*"]})
+    };
+    assert!(
+        load(json!([good("a", "h/r"), good("b", "h/r")]))
+            .contains("scope \"h/r\" is also in policy \"a\"")
+    );
+    assert!(load(json!([good("a", "h/r"), good("a", "h/s")])).contains("unique"));
+    let mut skip = good("s", "*");
+    skip["signatureVerification"]["level"] = "skip".into();
+    assert!(load(json!([skip])).contains("a skip policy takes no trustStores"));
+    let mut missing = good("m", "*");
+    missing["trustStores"] = json!(["ca:nowhere"]);
+    assert!(load(json!([missing])).contains("trust store ca:nowhere"));
+    let mut integrity = good("i", "*");
+    integrity["signatureVerification"]["override"] = json!({"integrity": "log"});
+    assert!(load(json!([integrity])).contains("integrity cannot be overridden"));
+    let mut weak = good("w", "*");
+    weak["trustedIdentities"] = json!(["x509.subject: CN=ci"]);
+    assert!(load(json!([weak])).contains("lacks C"));
+}
