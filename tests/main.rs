@@ -22,6 +22,7 @@ mod hardening;
 mod image;
 mod keyless;
 mod load;
+mod notation;
 mod operate;
 mod origin;
 mod serve;

@@ -565,7 +565,7 @@ async fn signatures_are_verified_and_signed_by_gates_every_answer() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("have ci, other")
+            .contains("has ci, other")
     );
 
     // The CLI: exit 9 when not signed, the labels when signed.

@@ -158,6 +158,26 @@ pub fn describe(config: &Config) -> String {
         identities.join(", "),
         s.sigstore.require_sct
     );
+    match &s.notation {
+        Some(n) => {
+            for p in &n.policies {
+                let _ = writeln!(
+                    out,
+                    "    notation policy {}: scopes [{}] {}",
+                    p.name,
+                    p.scopes.join(", "),
+                    if p.checks.is_none() {
+                        "skip"
+                    } else {
+                        "verifies"
+                    }
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(out, "    notation: off");
+        }
+    }
     for line in s.sigstore.root.describe() {
         let _ = writeln!(out, "    {line}");
     }

@@ -40,6 +40,8 @@ pub struct Settings {
     /// The Sigstore root and the identities keyless signatures are checked against
     /// (`trust.sigstore`, `trust.identities`).
     pub sigstore: crate::sigstore::Trust,
+    /// Notation's trust policy and store (`trust.notation`), if configured.
+    pub notation: Option<Arc<crate::notation::policy::Notation>>,
     /// Pipelines started from pushes (`triggers`), if configured (read at start).
     pub triggers: Option<Triggers>,
     /// Tokens that name who calls (`auth.tokens`): a user, or a delegate naming the user.
@@ -206,6 +208,7 @@ impl Default for Settings {
             server: ServerLimits::default(),
             cosign_keys: Vec::new(),
             sigstore: crate::sigstore::Trust::default(),
+            notation: None,
             triggers: None,
             callers: Vec::new(),
             fiat: None,
@@ -290,6 +293,18 @@ struct RawTrust {
     /// may sign keyless; `name` is what `signedBy` names.
     #[serde(default)]
     identities: Vec<BTreeMap<String, String>>,
+    /// Notation's own files: `{trustPolicyFile, trustStoreDir}`.
+    notation: Option<RawNotation>,
+}
+
+/// `dimsum.trust.notation`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawNotation {
+    /// `trustpolicy.json`, version 1.0. Required.
+    trust_policy_file: Option<PathBuf>,
+    /// The directory holding `x509/{ca,signingAuthority,tsa}/<name>/`. Required.
+    trust_store_dir: Option<PathBuf>,
 }
 
 /// `dimsum.trust.sigstore`.
@@ -593,7 +608,7 @@ impl RawSettings {
         if let Some(redis) = &self.redis {
             s.redis = redis.validate(problems);
         }
-        (s.cosign_keys, s.sigstore) = self.trust.validate(problems);
+        (s.cosign_keys, s.sigstore, s.notation) = self.trust.validate(problems);
         if let Some(triggers) = &self.triggers {
             s.triggers = triggers.validate(problems);
         }
@@ -793,7 +808,14 @@ impl RawTriggers {
 }
 
 impl RawTrust {
-    fn validate(&self, problems: &mut Vec<String>) -> (Vec<CosignKey>, crate::sigstore::Trust) {
+    fn validate(
+        &self,
+        problems: &mut Vec<String>,
+    ) -> (
+        Vec<CosignKey>,
+        crate::sigstore::Trust,
+        Option<Arc<crate::notation::policy::Notation>>,
+    ) {
         let mut keys: Vec<CosignKey> = Vec::new();
         for (i, raw) in self.cosign_keys.iter().enumerate() {
             let at = format!("dimsum.trust.cosignKeys[{i}]");
@@ -856,7 +878,33 @@ impl RawTrust {
                 Err(e) => problems.push(format!("{at}: {e} (docs/origin.md)")),
             }
         }
-        (keys, trust)
+        let notation = self.notation.as_ref().and_then(|n| {
+            let at = "dimsum.trust.notation";
+            let (Some(policy), Some(store)) = (&n.trust_policy_file, &n.trust_store_dir) else {
+                problems.push(format!(
+                    "{at}: trustPolicyFile and trustStoreDir are required"
+                ));
+                return None;
+            };
+            match crate::notation::policy::Notation::load(policy, store) {
+                Ok(notation) => Some(Arc::new(notation)),
+                Err(found) => {
+                    problems.extend(found.into_iter().map(|p| format!("{at}: {p}")));
+                    None
+                }
+            }
+        });
+        for policy in notation.iter().flat_map(|n| &n.policies) {
+            let taken = keys.iter().any(|k| k.name == policy.name)
+                || trust.identities.iter().any(|i| i.name == policy.name);
+            if taken {
+                problems.push(format!(
+                    "dimsum.trust.notation: the trust policy name {:?} is already a key or identity name (one namespace: signedBy names either)",
+                    policy.name
+                ));
+            }
+        }
+        (keys, trust, notation)
     }
 }
 

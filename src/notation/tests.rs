@@ -6,9 +6,11 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use p256::ecdsa::signature::Signer as _;
-use p256::pkcs8::EncodePrivateKey as _;
 use serde_json::json;
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../tests/harness/notary.rs"]
+mod notary;
 
 use super::envelope::{COSE, JWS, Target};
 use super::policy::Notation;
@@ -223,95 +225,11 @@ fn tampering_is_an_integrity_failure() {
     assert!(refused(&e2e_target(), COSE, &valid).contains("COSE envelope is unreadable"));
 }
 
-/// A self-signed ES256 code-signing leaf made here, optionally naming a CRL.
-fn own_leaf(crl: bool) -> (p256::ecdsa::SigningKey, Vec<u8>) {
-    let key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
-    let pair = rcgen::KeyPair::try_from(key.to_pkcs8_der().unwrap().as_bytes()).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut dn = rcgen::DistinguishedName::new();
-    for (t, v) in [
-        (rcgen::DnType::CountryName, "US"),
-        (rcgen::DnType::StateOrProvinceName, "WA"),
-        (rcgen::DnType::OrganizationName, "Acme"),
-        (rcgen::DnType::CommonName, "ci"),
-    ] {
-        dn.push(t, v);
-    }
-    params.distinguished_name = dn;
-    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
-    if crl {
-        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-            uris: vec!["http://crl.example/ci.crl".to_owned()],
-        }];
-    }
-    (key, params.self_signed(&pair).unwrap().der().to_vec())
-}
-
-fn protected_headers() -> serde_json::Value {
-    json!({"alg": "ES256", "crit": ["io.cncf.notary.signingScheme"],
-        "cty": "application/vnd.cncf.notary.payload.v1+json",
-        "io.cncf.notary.signingScheme": "notary.x509", "io.cncf.notary.signingTime": "2026-12-01T10:00:00Z"})
-}
-
-fn own_jws(key: &p256::ecdsa::SigningKey, leaf: &[u8], target: &Target) -> Vec<u8> {
-    let protected = URL_SAFE_NO_PAD.encode(protected_headers().to_string());
-    let payload = URL_SAFE_NO_PAD.encode(
-        json!({"targetArtifact": {"mediaType": target.media_type, "digest": target.digest, "size": target.size}}).to_string(),
-    );
-    let signature: p256::ecdsa::Signature = key.sign(format!("{protected}.{payload}").as_bytes());
-    json!({"payload": payload, "protected": protected, "header": {"x5c": [STANDARD.encode(leaf)]},
-        "signature": URL_SAFE_NO_PAD.encode(signature.to_bytes())})
-    .to_string()
-    .into_bytes()
-}
-
-fn own_cose(key: &p256::ecdsa::SigningKey, leaf: &[u8], target: &Target) -> Vec<u8> {
-    use coset::{CoseSign1Builder, HeaderBuilder, TaggedCborSerializable as _, iana};
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::ES256)
-        .content_type("application/vnd.cncf.notary.payload.v1+json".to_owned())
-        .text_value(
-            "io.cncf.notary.signingScheme".to_owned(),
-            "notary.x509".into(),
-        )
-        .text_value(
-            "io.cncf.notary.signingTime".to_owned(),
-            coset::cbor::Value::Tag(1, Box::new(1_796_000_000.into())),
-        )
-        .add_critical_label(coset::RegisteredLabelWithPrivate::Text(
-            "io.cncf.notary.signingScheme".to_owned(),
-        ))
-        .build();
-    let unprotected = HeaderBuilder::new()
-        .value(
-            33,
-            coset::cbor::Value::Array(vec![coset::cbor::Value::Bytes(leaf.to_vec())]),
-        )
-        .build();
-    let payload = json!({"targetArtifact": {"mediaType": target.media_type, "digest": target.digest, "size": target.size}})
-        .to_string()
-        .into_bytes();
-    CoseSign1Builder::new()
-        .protected(protected)
-        .unprotected(unprotected)
-        .payload(payload)
-        .create_signature(b"", |data| {
-            let s: p256::ecdsa::Signature = key.sign(data);
-            s.to_bytes().to_vec()
-        })
-        .build()
-        .to_tagged_vec()
-        .unwrap()
-}
-
 #[test]
 fn own_signatures_jws_and_cose_revocation_and_timestamps() {
     let dir = tempfile::tempdir().unwrap();
-    let (key, leaf) = own_leaf(false);
-    let (crl_key, crl_leaf) = own_leaf(true);
+    let (key, leaf) = notary::leaf(9, "Acme", false);
+    let (crl_key, crl_leaf) = notary::leaf(9, "Acme", true);
     let n = trust(
         dir.path(),
         &[
@@ -330,9 +248,15 @@ fn own_signatures_jws_and_cose_revocation_and_timestamps() {
         ]),
     );
     let target = e2e_target();
+    let signed = notary::Signed {
+        media_type: &target.media_type,
+        digest: &target.digest,
+        size: target.size,
+    };
+    let own_jws = |key, leaf: &[u8]| notary::jws(key, leaf, &signed, None);
     for (layer, envelope) in [
-        (JWS, own_jws(&key, &leaf, &target)),
-        (COSE, own_cose(&key, &leaf, &target)),
+        (JWS, own_jws(&key, &leaf)),
+        (COSE, notary::cose(&key, &leaf, &signed)),
     ] {
         let v = verify(Some(&n), "h/app", &target, layer, &envelope, NOW);
         assert_eq!(v.verified, Some(true), "{layer}: {:?}", v.reason);
@@ -355,32 +279,24 @@ fn own_signatures_jws_and_cose_revocation_and_timestamps() {
         assert!(v.reason.unwrap().contains("not at"), "{layer}");
     }
     // A chain naming a CRL could be revoked: never verified under an enforcing policy.
-    let crl = own_jws(&crl_key, &crl_leaf, &target);
+    let crl = own_jws(&crl_key, &crl_leaf);
     let v = verify(Some(&n), "h/crl", &target, JWS, &crl, NOW);
     assert_eq!(v.verified, Some(false));
     assert!(v.reason.unwrap().contains("revocation not checked"));
     let v = verify(Some(&n), "h/crl-logged", &target, JWS, &crl, NOW);
     assert_eq!(v.verified, Some(true));
     // A policy with a timestamp authority wants a timestamp, which is not verified here.
-    let v = verify(
-        Some(&n),
-        "h/tsa",
-        &target,
-        JWS,
-        &own_jws(&key, &leaf, &target),
-        NOW,
-    );
+    let v = verify(Some(&n), "h/tsa", &target, JWS, &own_jws(&key, &leaf), NOW);
     assert!(v.reason.unwrap().contains("requires an RFC 3161 timestamp"));
     // An algorithm the key does not dictate, and an unknown critical header.
-    let mut headers = protected_headers();
+    let mut headers = notary::protected_headers(None);
     headers["alg"] = "ES384".into();
     headers["crit"] = json!([
         "io.cncf.notary.signingScheme",
         "io.cncf.notary.verificationPlugin"
     ]);
     let protected = URL_SAFE_NO_PAD.encode(headers.to_string());
-    let mut jws: serde_json::Value =
-        serde_json::from_slice(&own_jws(&key, &leaf, &target)).unwrap();
+    let mut jws: serde_json::Value = serde_json::from_slice(&own_jws(&key, &leaf)).unwrap();
     jws["protected"] = protected.into();
     let v = verify(
         Some(&n),
@@ -396,7 +312,7 @@ fn own_signatures_jws_and_cose_revocation_and_timestamps() {
 #[test]
 fn invalid_policies_are_configuration_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, leaf) = own_leaf(false);
+    let (_, leaf) = notary::leaf(9, "Acme", false);
     std::fs::create_dir_all(dir.path().join("x509/ca/acme")).unwrap();
     std::fs::write(dir.path().join("x509/ca/acme/acme.crt"), &leaf).unwrap();
     let load = |policies: serde_json::Value| {

@@ -112,6 +112,8 @@ pub struct Dimsum {
     cosign_keys: Arc<Vec<crate::origin::signature::CosignKey>>,
     /// `trust.sigstore` and `trust.identities`.
     sigstore: Arc<crate::sigstore::Trust>,
+    /// `trust.notation`.
+    notation: Option<Arc<crate::notation::policy::Notation>>,
     /// Keyless verdicts by content (signature manifest, layer, subject), for this
     /// configuration: a reload with another root or identities judges afresh.
     verdicts: moka::sync::Cache<String, Arc<crate::sigstore::Checked>>,
@@ -269,6 +271,7 @@ impl Dimsum {
             metrics,
             cosign_keys: Arc::new(config.settings.cosign_keys.clone()),
             sigstore: Arc::new(config.settings.sigstore.clone()),
+            notation: config.settings.notation.clone(),
             verdicts: moka::sync::Cache::new(VERDICTS),
         }
     }

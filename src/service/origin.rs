@@ -77,12 +77,17 @@ impl Dimsum {
             .iter()
             .map(|k| k.name.as_str())
             .chain(self.sigstore.identities.iter().map(|i| i.name.as_str()))
+            .chain(
+                self.notation
+                    .iter()
+                    .flat_map(|n| n.policies.iter().map(|p| p.name.as_str())),
+            )
             .collect();
         if known.contains(&name) {
             return Ok(());
         }
         Err(Error::InvalidInput(format!(
-            "signedBy names no configured key or identity: {name:?} (dimsum.trust.cosignKeys and dimsum.trust.identities have {}; see docs/origin.md)",
+            "signedBy names no configured key, identity or Notation trust policy: {name:?} (dimsum.trust has {}; see docs/origin.md)",
             if known.is_empty() {
                 "none".to_owned()
             } else {

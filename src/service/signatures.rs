@@ -19,6 +19,7 @@ use crate::cache::Dated;
 use crate::config::LIVE;
 use crate::error::Error;
 use crate::metrics::CacheName;
+use crate::notation;
 use crate::origin::raw::{Descriptor, Raw};
 use crate::origin::signature::{self, Signature};
 use crate::registry::manifest::{self, Manifest};
@@ -224,11 +225,9 @@ impl Dimsum {
                         found.signatures.push(sig);
                     }
                 }
-                Some(kind) => found.signatures.push(Signature::listed(
-                    kind,
-                    digest.as_str(),
-                    "Notation signatures are not verified yet",
-                )),
+                Some(_) => found
+                    .signatures
+                    .push(self.notation(p, name, digest, &raw).await?),
                 None => {}
             }
         }
@@ -265,6 +264,63 @@ impl Dimsum {
             .as_deref()
             .is_some_and(|t| t != sigstore::SIGN_PREDICATE);
         Ok((sig, is_attestation))
+    }
+
+    /// A Notation signature manifest's verdict under the trust policy for this repository. Not
+    /// cached beyond the answer: it depends on the clock (expiry, validity now).
+    async fn notation(
+        &self,
+        p: &Parsed<'_>,
+        name: &str,
+        digest: &Digest,
+        raw: &Raw,
+    ) -> Result<Signature, Error> {
+        let [layer] = raw.layers.as_slice() else {
+            let why = format!(
+                "the signature manifest has {} layers, not one envelope",
+                raw.layers.len()
+            );
+            return Ok(Signature::unreadable("notation", digest.as_str(), why));
+        };
+        let subject = self.manifest_by_digest(p, digest).await?;
+        let artifact = notation::envelope::Target {
+            media_type: subject.manifest.media_type().to_owned(),
+            digest: digest.to_string(),
+            size: subject.bytes.len() as u64,
+        };
+        // Only an envelope is read: another layer type is an integrity failure unread.
+        let envelope = if [notation::envelope::JWS, notation::envelope::COSE]
+            .contains(&layer.media_type.as_str())
+        {
+            self.blob(p, name, &descriptor(layer)).await?.to_vec()
+        } else {
+            Vec::new()
+        };
+        let scope = format!("{}/{}", p.account.spec.endpoint.host(), p.repository);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let v = notation::verify(
+            self.notation.as_deref(),
+            &scope,
+            &artifact,
+            &layer.media_type,
+            &envelope,
+            now,
+        );
+        Ok(Signature {
+            signers: v
+                .policy
+                .iter()
+                .filter(|_| v.verified == Some(true))
+                .cloned()
+                .collect(),
+            identity: v.identity,
+            signed_at: v.signed_at.map(sigstore::rfc3339),
+            reason: v.reason,
+            verified: v.verified,
+            ..Signature::listed("notation", digest.as_str(), "")
+        })
     }
 
     /// The verdict on a keyless signature, checked once per content and configuration.

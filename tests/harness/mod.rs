@@ -5,6 +5,7 @@ pub mod fault;
 pub mod fiat;
 pub mod gate;
 pub mod images;
+pub mod notary;
 pub mod podman;
 pub mod redis;
 pub mod registry;
