@@ -14,7 +14,7 @@
 //! - [`registry`]: a pull-only registry client per account: auth, digests, platforms, limits.
 //! - [`history`]: the pure schema2/OCI → schema1 history conversion and labels.
 //! - [`origin`]: where an image came from (annotations, provenance, labels, ranked with their
-//!   evidence) and its signatures, verified against configured cosign keys.
+//!   evidence, signed evidence first) and its signatures and attestations, each with its verdict.
 //! - [`sigstore`]: keyless signatures and attestations (Fulcio + Rekor), verified offline
 //!   against a pinned trust root.
 //! - [`notation`]: Notation signatures, verified offline under Notation's own trust policy and

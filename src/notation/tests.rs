@@ -346,3 +346,43 @@ fn invalid_policies_are_configuration_errors() {
     weak["trustedIdentities"] = json!(["x509.subject: CN=ci"]);
     assert!(load(json!([weak])).contains("lacks C"));
 }
+
+#[test]
+fn a_real_signature_by_an_expired_certificate() {
+    // notation's e2e-with-expired-cert: a one-day certificate (2023-06-26..27), no timestamp.
+    // `notation verify` fails it on authenticTimestamp under strict; a policy that only logs
+    // that check verifies it.
+    let dir = tempfile::tempdir().unwrap();
+    let envelope = fixture("e2e-expired-cert.sig");
+    let n = trust(
+        dir.path(),
+        &[("ca/expired", &leaf_of(&envelope))],
+        json!([
+            {"name": "strict", "registryScopes": ["h/strict"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:expired"], "trustedIdentities": ["x509.subject: C=AU, ST=Some-State, O=Internet Widgits Pty Ltd"]},
+            {"name": "time-logged", "registryScopes": ["h/logged"], "signatureVerification": {"level": "strict", "override": {"authenticTimestamp": "log"}},
+             "trustStores": ["ca:expired"], "trustedIdentities": ["*"]},
+        ]),
+    );
+    let target = Target {
+        media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+        digest: "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
+            .to_owned(),
+        size: 517,
+    };
+    let v = verify(Some(&n), "h/strict", &target, JWS, &envelope, NOW);
+    assert_eq!(v.verified, Some(false));
+    let reason = v.reason.unwrap();
+    assert!(
+        reason.contains("valid from 2023-06-26T06:10:00Z to 2023-06-27T06:10:00Z"),
+        "{reason}"
+    );
+    // Before its end, the same signature verifies: the verdict follows the clock, not a cache.
+    assert_eq!(
+        verify(Some(&n), "h/strict", &target, JWS, &envelope, 1_687_800_000).verified,
+        Some(true)
+    );
+    let v = verify(Some(&n), "h/logged", &target, JWS, &envelope, NOW);
+    assert_eq!(v.verified, Some(true));
+    assert!(v.reason.unwrap().contains("only logs"));
+}

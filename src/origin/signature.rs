@@ -8,11 +8,12 @@
 //! - **cosign keyless** (`.sig` and `.att` layers with a Fulcio certificate) and **Sigstore
 //!   bundles** (OCI referrers): every offline check of [`crate::sigstore`], then the configured
 //!   identities the certificate satisfies.
-//! - **Notation**: listed, `verified: null`: not verified yet.
+//! - **Notation**: judged in [`crate::service`] by [`crate::notation`] under the operator's trust
+//!   policy; the verdict takes this same shape.
 //!
 //! `verified` is `true` only for a signature that is authentic **and** satisfies a configured
-//! key or identity; `null` only when nothing configured could judge it (no keys for a keyed
-//! signature, a Notation signature).
+//! key, identity or trust policy; `null` only when nothing configured could judge it (no keys for
+//! a keyed signature, no Notation policy, a `skip` policy).
 
 use std::sync::Arc;
 
