@@ -71,6 +71,21 @@ async fn list(p: &Pusher, repo: &str, subject: &str, signatures: Vec<Value>) {
     .await;
 }
 
+/// Pushes an image tagged `tag` with one signature whose envelope `make` writes for it.
+async fn one_signature(
+    p: &Pusher,
+    repo: &str,
+    tag: &str,
+    layer: &str,
+    marker: Marker,
+    make: impl FnOnce(&(Vec<u8>, String)) -> Vec<u8>,
+) -> (Vec<u8>, String) {
+    let image = annotated(p, repo, tag, json!({"dimsum.test": tag})).await;
+    let sig = signature(p, repo, &image, layer, &make(&image), marker).await;
+    list(p, repo, &image.1, vec![sig]).await;
+    image
+}
+
 fn signed(image: &(Vec<u8>, String)) -> Signed<'_> {
     Signed {
         media_type: OCI,
@@ -93,131 +108,58 @@ async fn world() -> World {
     let (key, leaf) = notary::leaf(1, "Acme", false);
     let (other_key, other_leaf) = notary::leaf(2, "Other", false);
     let (crl_key, crl_leaf) = notary::leaf(3, "Acme", true);
-    let image = |tag: &'static str| annotated(&p, repo, tag, json!({"dimsum.test": tag}));
-
-    let jws = image("jws").await;
-    let sig = signature(
-        &p,
-        repo,
-        &jws,
-        JWS,
-        &notary::jws(&key, &leaf, &signed(&jws), None),
-        Marker::ArtifactType,
-    )
+    let jws = one_signature(&p, repo, "jws", JWS, Marker::ArtifactType, |i| {
+        notary::jws(&key, &leaf, &signed(i), None)
+    })
     .await;
-    list(&p, repo, &jws.1, vec![sig]).await;
-    let cose = image("cose").await;
-    let sig = signature(
-        &p,
-        repo,
-        &cose,
-        COSE,
-        &notary::cose(&key, &leaf, &signed(&cose)),
-        Marker::Config,
-    )
+    one_signature(&p, repo, "cose", COSE, Marker::Config, |i| {
+        notary::cose(&key, &leaf, &signed(i))
+    })
     .await;
-    list(&p, repo, &cose.1, vec![sig]).await;
     // A good envelope of the `jws` image, re-attached to another one.
-    let moved = image("moved").await;
-    let sig = signature(
-        &p,
-        repo,
-        &moved,
-        JWS,
-        &notary::jws(&key, &leaf, &signed(&jws), None),
-        Marker::ArtifactType,
-    )
+    one_signature(&p, repo, "moved", JWS, Marker::ArtifactType, |_| {
+        notary::jws(&key, &leaf, &signed(&jws), None)
+    })
     .await;
-    list(&p, repo, &moved.1, vec![sig]).await;
-    let flipped = image("flipped").await;
-    let mut envelope: Value =
-        serde_json::from_slice(&notary::jws(&key, &leaf, &signed(&flipped), None)).unwrap();
-    let s = envelope["signature"].as_str().unwrap().to_owned();
-    envelope["signature"] =
-        format!("{}{}", if s.starts_with('A') { "B" } else { "A" }, &s[1..]).into();
-    let sig = signature(
-        &p,
-        repo,
-        &flipped,
-        JWS,
-        &serde_json::to_vec(&envelope).unwrap(),
-        Marker::ArtifactType,
-    )
+    one_signature(&p, repo, "flipped", JWS, Marker::ArtifactType, |i| {
+        let mut envelope: Value =
+            serde_json::from_slice(&notary::jws(&key, &leaf, &signed(i), None)).unwrap();
+        let s = envelope["signature"].as_str().unwrap().to_owned();
+        envelope["signature"] =
+            format!("{}{}", if s.starts_with('A') { "B" } else { "A" }, &s[1..]).into();
+        serde_json::to_vec(&envelope).unwrap()
+    })
     .await;
-    list(&p, repo, &flipped.1, vec![sig]).await;
-    let stranger = image("stranger").await;
-    let sig = signature(
-        &p,
-        repo,
-        &stranger,
-        JWS,
-        &notary::jws(&other_key, &other_leaf, &signed(&stranger), None),
-        Marker::ArtifactType,
-    )
+    one_signature(&p, repo, "stranger", JWS, Marker::ArtifactType, |i| {
+        notary::jws(&other_key, &other_leaf, &signed(i), None)
+    })
     .await;
-    list(&p, repo, &stranger.1, vec![sig]).await;
-    let tar = image("tar").await;
-    let sig = signature(
-        &p,
-        repo,
-        &tar,
-        "application/vnd.oci.image.layer.v1.tar",
-        b"not an envelope",
-        Marker::Config,
-    )
+    let tar = "application/vnd.oci.image.layer.v1.tar";
+    one_signature(&p, repo, "tar", tar, Marker::Config, |_| {
+        b"not an envelope".to_vec()
+    })
     .await;
-    list(&p, repo, &tar.1, vec![sig]).await;
-    let crl = image("crl").await;
-    let sig = signature(
-        &p,
-        repo,
-        &crl,
-        JWS,
-        &notary::jws(&crl_key, &crl_leaf, &signed(&crl), None),
-        Marker::ArtifactType,
-    )
+    one_signature(&p, repo, "crl", JWS, Marker::ArtifactType, |i| {
+        notary::jws(&crl_key, &crl_leaf, &signed(i), None)
+    })
     .await;
-    list(&p, repo, &crl.1, vec![sig]).await;
     // Several signatures on one image: one good is enough for the gate.
-    let several = image("several").await;
-    let good = signature(
-        &p,
-        repo,
-        &several,
-        JWS,
-        &notary::jws(&key, &leaf, &signed(&several), None),
-        Marker::ArtifactType,
-    )
-    .await;
-    let bad = signature(
-        &p,
-        repo,
-        &several,
-        JWS,
-        &notary::jws(&other_key, &other_leaf, &signed(&several), None),
-        Marker::Config,
-    )
-    .await;
+    let several = annotated(&p, repo, "several", json!({"dimsum.test": "several"})).await;
+    let good = notary::jws(&key, &leaf, &signed(&several), None);
+    let good = signature(&p, repo, &several, JWS, &good, Marker::ArtifactType).await;
+    let bad = notary::jws(&other_key, &other_leaf, &signed(&several), None);
+    let bad = signature(&p, repo, &several, JWS, &bad, Marker::Config).await;
     list(&p, repo, &several.1, vec![bad, good]).await;
     // An expired signature where a permissive policy applies.
-    let lenient = annotated(
+    one_signature(
         &p,
         "team/lenient",
         "expired",
-        json!({"dimsum.test": "expired"}),
-    )
-    .await;
-    let envelope = notary::jws(&key, &leaf, &signed(&lenient), Some("2020-01-01T00:00:00Z"));
-    let sig = signature(
-        &p,
-        "team/lenient",
-        &lenient,
         JWS,
-        &envelope,
         Marker::ArtifactType,
+        |i| notary::jws(&key, &leaf, &signed(i), Some("2020-01-01T00:00:00Z")),
     )
     .await;
-    list(&p, "team/lenient", &lenient.1, vec![sig]).await;
 
     // Notation's own layout: trust store directories and trustpolicy.json.
     let dir = tempfile::tempdir().unwrap();
