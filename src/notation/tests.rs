@@ -386,3 +386,51 @@ fn a_real_signature_by_an_expired_certificate() {
     assert_eq!(v.verified, Some(true));
     assert!(v.reason.unwrap().contains("only logs"));
 }
+
+#[test]
+fn a_signing_authority_time_is_trusted_and_its_stores_are_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, leaf) = notary::leaf(9, "Acme", false);
+    let n = trust(
+        dir.path(),
+        &[("signingAuthority/signer", &leaf), ("ca/acme", &leaf)],
+        json!([
+            {"name": "service", "registryScopes": ["h/service"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["signingAuthority:signer"], "trustedIdentities": ["*"]},
+            {"name": "ca-only", "registryScopes": ["h/ca"], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:acme"], "trustedIdentities": ["*"]},
+        ]),
+    );
+    let target = e2e_target();
+    let signed = notary::Signed {
+        media_type: &target.media_type,
+        digest: &target.digest,
+        size: target.size,
+    };
+    let mut headers = notary::protected_headers(None);
+    headers["io.cncf.notary.signingScheme"] = "notary.x509.signingAuthority".into();
+    headers["io.cncf.notary.authenticSigningTime"] = "2026-11-30T08:00:00Z".into();
+    headers["crit"] = json!([
+        "io.cncf.notary.signingScheme",
+        "io.cncf.notary.authenticSigningTime"
+    ]);
+    let envelope = notary::jws_with(&key, &leaf, &signed, &headers);
+    let v = verify(Some(&n), "h/service", &target, JWS, &envelope, NOW);
+    assert_eq!(v.verified, Some(true), "{:?}", v.reason);
+    // The service's time is authentic: it is the signing time the answer gives.
+    assert_eq!(v.signed_at, Some(1_796_025_600));
+    // A signing service's signature is not vouched for by a `ca` store.
+    let v = verify(Some(&n), "h/ca", &target, JWS, &envelope, NOW);
+    assert!(v.reason.unwrap().contains("signingAuthority trust store"));
+    // The authentic time must be marked critical.
+    headers["crit"] = json!(["io.cncf.notary.signingScheme"]);
+    let v = verify(
+        Some(&n),
+        "h/service",
+        &target,
+        JWS,
+        &notary::jws_with(&key, &leaf, &signed, &headers),
+        NOW,
+    );
+    assert!(v.reason.unwrap().contains("is not marked critical"));
+}

@@ -69,7 +69,12 @@ pub fn protected_headers(expiry: Option<&str>) -> Value {
 
 /// A JWS envelope (flattened JSON) signing `target`.
 pub fn jws(key: &SigningKey, leaf: &[u8], target: &Signed<'_>, expiry: Option<&str>) -> Vec<u8> {
-    let protected = URL_SAFE_NO_PAD.encode(protected_headers(expiry).to_string());
+    jws_with(key, leaf, target, &protected_headers(expiry))
+}
+
+/// A JWS envelope with these protected headers.
+pub fn jws_with(key: &SigningKey, leaf: &[u8], target: &Signed<'_>, headers: &Value) -> Vec<u8> {
+    let protected = URL_SAFE_NO_PAD.encode(headers.to_string());
     let payload = URL_SAFE_NO_PAD.encode(payload(target));
     let signature: p256::ecdsa::Signature = key.sign(format!("{protected}.{payload}").as_bytes());
     json!({"payload": payload, "protected": protected,
