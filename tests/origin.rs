@@ -153,6 +153,38 @@ async fn cosign_sign(
 
 /// A referrer of `subject` with `artifact_type`, and the referrers fallback tag listing it as
 /// `listed_as` (older cosign listed bundles as the empty type).
+/// `cosign attest --key`: a DSSE envelope over an in-toto SLSA provenance whose subject is
+/// `names`, signed with `key`, as the `sha256-<hex>.att` tag of `digest`.
+async fn cosign_attest(p: &Pusher, repo: &str, digest: &str, names: &str, key: &SigningKey) {
+    let statement = json!({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": repo, "digest": {"sha256": names.trim_start_matches("sha256:")}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+            "resolvedDependencies": [{"uri": "git+https://github.com/team/app@refs/heads/main", "digest": {"gitCommit": SHA_P}}]}}})
+    .to_string();
+    let payload_type = "application/vnd.in-toto+json";
+    let pae = format!(
+        "DSSEv1 {} {payload_type} {} {statement}",
+        payload_type.len(),
+        statement.len()
+    );
+    let signature: Signature = key.sign(pae.as_bytes());
+    let envelope = json!({"payloadType": payload_type, "payload": STANDARD.encode(&statement),
+        "signatures": [{"keyid": "", "sig": STANDARD.encode(signature.to_der().as_bytes())}]})
+    .to_string();
+    let layer = p.blob(repo, envelope.as_bytes()).await;
+    let config =
+        br#"{"architecture":"","config":{},"os":"","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = p.blob(repo, config).await;
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "size": envelope.len(), "digest": layer,
+            "annotations": {"dev.cosignproject.cosign/signature": ""}}]});
+    let tag = format!("{}.att", digest.replacen(':', "-", 1));
+    p.manifest(repo, &tag, OCI, &serde_json::to_vec(&manifest).unwrap())
+        .await;
+}
+
 pub async fn referrer(
     p: &Pusher,
     repo: &str,
@@ -309,6 +341,16 @@ async fn world() -> World {
     let elsewhere = annotated(&p, repo, "elsewhere", json!({"dimsum.test": "elsewhere"})).await;
     cosign_sign(&p, repo, &elsewhere.1, &signed.1, &ci, false).await;
     // Referrers through the fallback tag (Distribution 2.8 has no referrers API).
+    let attested = annotated(&p, repo, "attested", json!({"dimsum.test": "attested"})).await;
+    cosign_attest(&p, repo, &attested.1, &attested.1, &ci).await;
+    let misattested = annotated(
+        &p,
+        repo,
+        "misattested",
+        json!({"dimsum.test": "misattested"}),
+    )
+    .await;
+    cosign_attest(&p, repo, &misattested.1, &signed.1, &ci).await;
     let bundled = annotated(&p, repo, "bundled", json!({"dimsum.test": "bundled"})).await;
     referrer(&p, repo, &bundled, BUNDLE, EMPTY).await;
     let notarized = annotated(&p, repo, "notarized", json!({"dimsum.test": "notarized"})).await;
@@ -539,6 +581,46 @@ async fn signatures_are_verified_and_signed_by_gates_every_answer() {
         (&notarized["kind"], &notarized["verified"]),
         (&json!("notation"), &Value::Null)
     );
+
+    // `cosign attest --key`: the provenance a configured key signed vouches for the revision
+    // (the label says otherwise); an attestation about another image does not; neither is a
+    // signature for the gate.
+    let o = origin(&w, "attested").await;
+    let a = &o["attestations"][0];
+    assert_eq!(
+        (
+            &a["verified"],
+            &a["key"],
+            &a["signers"],
+            &a["predicateType"]
+        ),
+        (
+            &json!(true),
+            &json!("ci"),
+            &json!(["ci"]),
+            &json!("https://slsa.dev/provenance/v1")
+        )
+    );
+    assert_eq!(
+        o["trusted"],
+        json!({"revision": SHA_P, "source": "https://github.com/team/app", "by": "ci"})
+    );
+    assert_eq!(o["revision"], SHA_P);
+    assert_eq!(o["conflict"], true);
+    let o = origin(&w, "misattested").await;
+    assert_eq!(o["attestations"][0]["verified"], false);
+    assert!(
+        o["attestations"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("subject is another artifact")
+    );
+    assert_eq!(
+        (&o["trusted"], &o["revision"]),
+        (&Value::Null, &json!("abc123"))
+    );
+    let (status, _) = get(&w, "attested/labels?signedBy=ci").await;
+    assert_eq!(status, 412);
 
     // The gate: the good signature passes on every route; the others are 412 naming the
     // digest and the key; another configured key does not stand in; an unknown key is 400.

@@ -212,6 +212,55 @@ pub fn verify_cosign(
     answer
 }
 
+/// Verifies one `cosign attest --key` layer: a DSSE envelope whose signature over the PAE verifies
+/// with a configured key, and whose in-toto subject names `digest`.
+pub fn verify_cosign_attestation(keys: &[CosignKey], envelope: &[u8], digest: &str) -> Signature {
+    if keys.is_empty() {
+        return Signature::listed(
+            "cosign",
+            digest,
+            "an attestation signed with a key, and no key is configured (dimsum.trust.cosignKeys)",
+        );
+    }
+    let refuse = |why: String| Signature::unreadable("cosign", digest, why);
+    let content = match sigstore::form::dsse(envelope) {
+        Ok(content) => content,
+        Err(e) => return refuse(e),
+    };
+    let statement = sigstore::statement(&content);
+    let predicate_type = statement
+        .as_ref()
+        .and_then(|s| s.get("predicateType")?.as_str().map(str::to_owned));
+    let Some(signature) = EcdsaSignature::from_der(content.signature()).ok() else {
+        return refuse("the attestation's signature is not DER ECDSA".to_owned());
+    };
+    let signed = content.signed();
+    let Some(key) = keys
+        .iter()
+        .find(|k| k.key.verify(&signed, &signature).is_ok())
+    else {
+        return Signature {
+            predicate_type,
+            ..refuse("the attestation does not verify with any configured key".to_owned())
+        };
+    };
+    let mut answer = Signature {
+        key: Some(key.name.clone()),
+        predicate_type,
+        ..refuse(String::new())
+    };
+    match sigstore::names(&content, digest) {
+        Ok(()) => {
+            answer.verified = Some(true);
+            answer.signers = vec![key.name.clone()];
+            answer.reason = None;
+            answer.statement = statement.map(Arc::new);
+        }
+        Err(e) => answer.reason = Some(format!("signed by {}, but {e}", key.name)),
+    }
+    answer
+}
+
 /// A keyless cosign layer (a certificate and no key-based check possible here).
 pub fn is_keyless(layer: &super::raw::Descriptor) -> bool {
     layer.annotations.contains_key(sigstore::form::CERTIFICATE)

@@ -180,16 +180,17 @@ impl Dimsum {
         }
         if let Some(att) = self.tagged(p, &format!("{hex}.att")).await? {
             for (i, layer) in Raw::parse(&att.bytes).layers.iter().enumerate() {
+                let envelope = self.blob(p, name, &descriptor(layer)).await?;
                 if !signature::is_keyless(layer) {
-                    found.attestations.push(Signature::unreadable(
-                        "cosign",
-                        digest.as_str(),
-                        "an attestation signed with a key: only keyless attestations are verified"
-                            .to_owned(),
-                    ));
+                    found
+                        .attestations
+                        .push(signature::verify_cosign_attestation(
+                            &self.cosign_keys,
+                            &envelope,
+                            digest.as_str(),
+                        ));
                     continue;
                 }
-                let envelope = self.blob(p, name, &descriptor(layer)).await?;
                 let key = format!("{} {i} {digest}", att.digest);
                 let read = || form::cosign_attestation(&layer.annotations, &envelope);
                 found

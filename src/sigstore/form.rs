@@ -104,13 +104,18 @@ pub fn cosign_attestation(
     annotations: &BTreeMap<String, String>,
     envelope: &[u8],
 ) -> Result<Keyless, String> {
-    let envelope: Envelope = serde_json::from_slice(envelope)
-        .map_err(|e| format!("the attestation is not a DSSE envelope: {e}"))?;
     Ok(Keyless {
         certificate: certificate(annotations)?,
         entry: entry(annotations)?,
-        content: envelope.content()?,
+        content: dsse(envelope)?,
     })
+}
+
+/// A DSSE envelope's content alone (`cosign attest --key`: no certificate to go with it).
+pub fn dsse(envelope: &[u8]) -> Result<Content, String> {
+    serde_json::from_slice::<Envelope>(envelope)
+        .map_err(|e| format!("the attestation is not a DSSE envelope: {e}"))?
+        .content()
 }
 
 fn certificate(annotations: &BTreeMap<String, String>) -> Result<Vec<u8>, String> {

@@ -186,7 +186,7 @@ fn authentic(trust: &Trust, sig: &Keyless, leaf: &Leaf, digest: &str) -> Result<
 }
 
 /// The payload must be about `digest`.
-fn names(content: &Content, digest: &str) -> Result<(), String> {
+pub(crate) fn names(content: &Content, digest: &str) -> Result<(), String> {
     match content {
         Content::Message { payload, .. } => {
             let named = serde_json::from_slice::<Value>(payload).ok().and_then(|p| {
@@ -219,7 +219,8 @@ fn names(content: &Content, digest: &str) -> Result<(), String> {
     }
 }
 
-fn statement(content: &Content) -> Option<Value> {
+/// The in-toto statement of a DSSE content, if it is one.
+pub(crate) fn statement(content: &Content) -> Option<Value> {
     match content {
         Content::Dsse {
             payload_type,
