@@ -673,3 +673,56 @@ async fn signatures_are_verified_and_signed_by_gates_every_answer() {
     .await
     .fails(9, "verifies with the key or identity \"ci\"");
 }
+
+/// An index entry that is itself an index: one bad response on every answer that resolves an
+/// image (origin and signatures share that resolution with history), never a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_of_an_index_is_a_bad_response_everywhere() {
+    let registry = Registry::start(Mode::Open);
+    let p = Pusher::new(&registry.url(), None);
+    let repo = "team/app";
+    let child = annotated(&p, repo, "child", json!({})).await;
+    let inner = index(&p, repo, "inner", &child, json!({}), None, json!({})).await;
+    let inner_bytes = {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{}/v2/{repo}/manifests/{inner}", registry.url()))
+            .header("accept", OCI_INDEX)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    };
+    let outer = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_INDEX, "size": inner_bytes.len(), "digest": inner,
+         "platform": {"architecture": "amd64", "os": "linux"}}]});
+    p.manifest(
+        repo,
+        "outer",
+        OCI_INDEX,
+        &serde_json::to_vec(&outer).unwrap(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &account_yaml("local", &registry.url(), ""));
+    let server = Served::start(&config);
+    for route in ["history?level=0", "origin", "signatures", "labels"] {
+        let (status, body) = get_json(&format!("{}/local/{repo}/outer/{route}", server.url)).await;
+        assert_eq!(status, 502, "{route}: {body}");
+        assert_eq!(
+            body["error"]["data"]["name"], "registry_bad_response",
+            "{route}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("index entry points to another index"),
+            "{route}: {body}"
+        );
+    }
+}

@@ -678,9 +678,19 @@ impl Dimsum {
 
     async fn resolve_uncached(&self, p: &Parsed<'_>) -> Result<Arc<Fetched>, Error> {
         let top = self.top(p).await?;
+        Ok(self.image_of(p, top).await?.0)
+    }
+
+    /// The image `top` stands for at `p`'s platform, and the index when `top` is one: an index's
+    /// chosen entry (never another index), or a single image whose platform is checked.
+    async fn image_of(
+        &self,
+        p: &Parsed<'_>,
+        top: Arc<Fetched>,
+    ) -> Result<(Arc<Fetched>, Option<Arc<Fetched>>), Error> {
         let Manifest::Index { manifests, .. } = &top.manifest else {
             self.check_platform(p, &top).await?;
-            return Ok(top);
+            return Ok((top, None));
         };
         let child = p
             .client
@@ -696,7 +706,7 @@ impl Dimsum {
                 },
             ));
         }
-        Ok(fetched)
+        Ok((fetched, Some(top)))
     }
 
     async fn bounded<T>(

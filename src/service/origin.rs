@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::signatures::{SignaturesAnswer, descriptor};
-use super::{Dimsum, ImageRequest, Parsed, registry_error};
+use super::{Dimsum, ImageRequest, Parsed};
 use crate::cache::Dated;
 use crate::config::LIVE;
 use crate::error::Error;
@@ -146,19 +146,7 @@ impl Dimsum {
 
     async fn origin_cold(&self, p: &Parsed<'_>, top: &Digest) -> Result<Origin, Error> {
         let top = self.manifest_by_digest(p, top).await?;
-        let (image, index) = match &top.manifest {
-            Manifest::Index { manifests, .. } => {
-                let child = p
-                    .client
-                    .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
-                    .map_err(|e| registry_error(&p.account.name, e))?;
-                (self.manifest_by_digest(p, &child).await?, Some(top))
-            }
-            _ => {
-                self.check_platform(p, &top).await?;
-                (top, None)
-            }
-        };
+        let (image, index) = self.image_of(p, top).await?;
         let name = p.name(&image.digest);
         let (labels, created) = self.labels_of(p, &name, &image).await?;
         let index_raw = index.as_ref().map(|i| Raw::parse(&i.bytes));

@@ -22,7 +22,7 @@ use crate::metrics::CacheName;
 use crate::notation;
 use crate::origin::raw::{Descriptor, Raw};
 use crate::origin::signature::{self, Signature};
-use crate::registry::manifest::{self, Manifest};
+use crate::registry::manifest;
 use crate::registry::{self, Digest, Fetched, Reference};
 use crate::sigstore::{self, Checked, form};
 
@@ -114,7 +114,9 @@ impl Dimsum {
         p: &Parsed<'_>,
         top: &Digest,
     ) -> Result<SignaturesAnswer, Error> {
-        let (image, index) = self.image_and_index(p, top).await?;
+        let top = self.manifest_by_digest(p, top).await?;
+        let (image, index) = self.image_of(p, top).await?;
+        let (image, index) = (image.digest.clone(), index.map(|i| i.digest.clone()));
         let name = p.name(&image);
         let mut found = self.signatures_of(p, &name, &image).await?;
         if let Some(index) = &index {
@@ -126,31 +128,6 @@ impl Dimsum {
             signatures: found.signatures,
             attestations: found.attestations,
         })
-    }
-
-    /// The image's digest (an index's chosen child) and the index's, without the config
-    /// unless a platform must be checked against it.
-    async fn image_and_index(
-        &self,
-        p: &Parsed<'_>,
-        top: &Digest,
-    ) -> Result<(Digest, Option<Digest>), Error> {
-        let top = self.manifest_by_digest(p, top).await?;
-        match &top.manifest {
-            Manifest::Index { manifests, .. } => {
-                let child = p
-                    .client
-                    .choose_child(&p.repository, &p.reference, manifests, p.platform.as_ref())
-                    .map_err(|e| registry_error(&p.account.name, e))?;
-                Ok((child, Some(top.digest.clone())))
-            }
-            _ => {
-                if p.platform.is_some() {
-                    self.check_platform(p, &top).await?;
-                }
-                Ok((top.digest.clone(), None))
-            }
-        }
     }
 
     /// Signatures and attestations of `digest`: cosign's `.sig` and `.att` tags, then OCI 1.1
