@@ -321,6 +321,16 @@ async fn get(w: &World, path: &str) -> (u16, Value) {
     get_json(&format!("{}/local/team/app/{path}", w.server.url)).await
 }
 
+/// `dimsum verify local team/app TAG --signed-by NAME`.
+async fn verify(w: &World, tag: &str, name: &str) -> crate::harness::run::Output {
+    dimsum(
+        Some(&w.config),
+        &["verify", "local", "team/app", tag, "--signed-by", name],
+        None,
+    )
+    .await
+}
+
 async fn signatures(w: &World, tag: &str) -> Value {
     let (status, body) = get(w, &format!("{tag}/signatures")).await;
     assert_eq!(status, 200, "{tag}: {body}");
@@ -545,50 +555,13 @@ async fn signatures_of_an_artifact_and_of_an_image_without_its_config() {
         )
         .await;
     assert_eq!(rpc["result"], signatures(&w, "chart").await);
-    let out = dimsum(
-        Some(&w.config),
-        &[
-            "verify",
-            "local",
-            "team/app",
-            "chart",
-            "--signed-by",
-            "release-ci",
-        ],
-        None,
-    )
-    .await;
+    let out = verify(&w, "chart", "release-ci").await;
     let cli: Value = serde_json::from_str(&out.ok()).unwrap();
     assert_eq!(cli, signatures(&w, "chart").await);
-    let out = dimsum(
-        Some(&w.config),
-        &[
-            "verify",
-            "local",
-            "team/app",
-            "expired",
-            "--signed-by",
-            "release-ci",
-        ],
-        None,
-    )
-    .await;
+    let out = verify(&w, "expired", "release-ci").await;
     assert_eq!(out.code, 9, "{}", out.stderr);
     assert!(out.stderr.contains("\"release-ci\""), "{}", out.stderr);
     let printed: Value = serde_json::from_str(out.text().lines().next().unwrap()).unwrap();
     assert_eq!(printed["signatures"][0]["verified"], false);
-    dimsum(
-        Some(&w.config),
-        &[
-            "verify",
-            "local",
-            "team/app",
-            "chart",
-            "--signed-by",
-            "nobody",
-        ],
-        None,
-    )
-    .await
-    .fails(2, "nobody");
+    verify(&w, "chart", "nobody").await.fails(2, "nobody");
 }

@@ -16,6 +16,7 @@ use crate::harness::images::{self, OCI, OCI_INDEX, Pusher, SCHEMA2, VA, VA_LAYER
 use crate::harness::registry::{Mode, Registry};
 use crate::harness::run::{account_yaml, config, dimsum};
 use crate::harness::server::Served;
+use crate::harness::sigstore::pae;
 
 pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
 const SIMPLESIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -163,12 +164,7 @@ async fn cosign_attest(p: &Pusher, repo: &str, digest: &str, names: &str, key: &
             "resolvedDependencies": [{"uri": "git+https://github.com/team/app@refs/heads/main", "digest": {"gitCommit": SHA_P}}]}}})
     .to_string();
     let payload_type = "application/vnd.in-toto+json";
-    let pae = format!(
-        "DSSEv1 {} {payload_type} {} {statement}",
-        payload_type.len(),
-        statement.len()
-    );
-    let signature: Signature = key.sign(pae.as_bytes());
+    let signature: Signature = key.sign(pae(payload_type, &statement).as_bytes());
     let envelope = json!({"payloadType": payload_type, "payload": STANDARD.encode(&statement),
         "signatures": [{"keyid": "", "sig": STANDARD.encode(signature.to_der().as_bytes())}]})
     .to_string();

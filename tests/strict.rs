@@ -4,26 +4,10 @@
 
 use serde_json::{Value, json};
 
+use crate::harness::get_full as get;
 use crate::harness::images::{LIST, OCI_INDEX, Pusher, SCHEMA2, VA, VA_LAYER, digest};
 use crate::harness::run::dimsum;
 use crate::harness::server::Served;
-
-async fn get(url: &str) -> (u16, Value, reqwest::header::HeaderMap) {
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.bytes().await.unwrap();
-    let value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
-    (status, value, headers)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_misspelt_or_unknown_parameter_is_ignored_on_any_transport() {

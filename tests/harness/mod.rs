@@ -118,8 +118,9 @@ async fn push_app(registry: &registry::Registry, auth: Option<String>) {
         .await;
 }
 
-/// GET `url`: the status and the body as JSON (`null` when it is not JSON).
-pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+/// GET `url`: the status, the body as JSON (a JSON string of the text when it is not JSON) and
+/// the headers.
+pub async fn get_full(url: &str) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let r = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -129,11 +130,17 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
         .await
         .unwrap();
     let status = r.status().as_u16();
+    let headers = r.headers().clone();
     let body = r.bytes().await.unwrap();
-    (
-        status,
-        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-    )
+    let value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
+    (status, value, headers)
+}
+
+/// [`get_full`] without the headers.
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let (status, body, _) = get_full(url).await;
+    (status, body)
 }
 
 /// A JSON-RPC request (or batch) POSTed to `url` with these headers; the whole reply.

@@ -141,6 +141,16 @@ fn der_sig(key: &SigningKey, message: &[u8]) -> Vec<u8> {
     sig.to_der().as_bytes().to_vec()
 }
 
+/// DSSE's pre-authentication encoding, written out here as the specification states it, not taken
+/// from the code under test.
+pub fn pae(payload_type: &str, payload: &str) -> String {
+    format!(
+        "DSSEv1 {} {payload_type} {} {payload}",
+        payload_type.len(),
+        payload.len()
+    )
+}
+
 /// A leaf and its key.
 pub struct Leaf {
     /// The signing key.
@@ -419,12 +429,7 @@ impl TestSigstore {
             "predicateType": predicate.0, "predicate": predicate.1})
         .to_string();
         let payload_type = "application/vnd.in-toto+json";
-        let pae = format!(
-            "DSSEv1 {} {payload_type} {} {statement}",
-            payload_type.len(),
-            statement.len()
-        );
-        let signature = der_sig(&leaf.key, pae.as_bytes());
+        let signature = der_sig(&leaf.key, pae(payload_type, &statement).as_bytes());
         let body = json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
             "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(&statement))},
             "signatures": [{"signature": STANDARD.encode(&signature), "verifier": STANDARD.encode(pem(&leaf.der))}]}});
