@@ -463,16 +463,8 @@ async fn sighup_rotates_the_api_token() {
 async fn stdio_errors_carry_their_line_as_request_id() {
     use tokio::io::AsyncWriteExt as _;
     let (_registry, _dir, cfg) = crate::harness::open_world().await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["--log-format", "json", "--log-level", "info", "stdio"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child =
+        crate::harness::run::stdio_child(&cfg, &["--log-format", "json", "--log-level", "info"]);
     let mut stdin = child.stdin.take().unwrap();
     let lines = concat!(
         r#"{"jsonrpc":"2.0","id":1,"method":"getLabels","params":["local","team/app","v1"]}"#,

@@ -136,18 +136,25 @@ pub async fn dimsum_env(
     }
 }
 
-/// Sends JSON-RPC lines to a `dimsum stdio` child, closes stdin, and returns replies by id.
-pub async fn stdio(config: &std::path::Path, lines: &[String]) -> (Vec<serde_json::Value>, i32) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
+/// `dimsum --config <config> <options…> stdio` with piped stdin, stdout and stderr, killed when
+/// dropped.
+pub fn stdio_child(config: &std::path::Path, options: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_dimsum"))
         .arg("--config")
         .arg(config)
+        .args(options)
         .arg("stdio")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Sends JSON-RPC lines to a `dimsum stdio` child, closes stdin, and returns replies by id.
+pub async fn stdio(config: &std::path::Path, lines: &[String]) -> (Vec<serde_json::Value>, i32) {
+    let mut child = stdio_child(config, &[]);
     let mut stdin = child.stdin.take().unwrap();
     for line in lines {
         stdin.write_all(line.as_bytes()).await.unwrap();
