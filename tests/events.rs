@@ -400,3 +400,87 @@ async fn the_trigger_digest_pins_accepts_the_config_digest_and_reports_a_moved_t
     .await
     .fails(8, "has moved on");
 }
+
+/// A push that moves a tag reaches gated answers at once: a `signedBy` answer never names the
+/// image the tag named before the push (within the signatures answer's second or otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_tag_moves_gated_answers_at_once() {
+    use crate::origin::{cosign_key, cosign_sign};
+    let (listener, url) = Served::bind();
+    let registry = Registry::notifying(&format!("{url}/events"), TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ci.pub"), cosign_key(1).1).unwrap();
+    let trust = format!(
+        "  cache:\n    tagTtlSeconds: 300\n  trust:\n    cosignKeys:\n    - {{name: ci, publicKeyFile: {}}}\n",
+        dir.path().join("ci.pub").display()
+    );
+    let cfg = events_config(dir.path(), &account("local", &registry.url()), "", &trust);
+    let served = Served::start_on(listener, &cfg);
+    let m = served.metrics();
+    let p = Pusher::new(&registry.url(), None);
+    let (key, _) = cosign_key(1);
+    let gated = format!("{url}/local/team/app/v1/history?level=0&signedBy=ci");
+    let level0 = |digest: &str| format!("{url}/local/team/app/{digest}/history?level=0");
+
+    let (_, da) = p.image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER]).await;
+    cosign_sign(&p, "team/app", &da, &da, &key, false).await;
+    until("the first image and its signature are announced", || {
+        m.event_count("local", "push", "applied") >= 2
+    })
+    .await;
+    let (status, a) = get(&gated).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a, get(&level0(&da)).await.1);
+
+    let (_, db) = p.image("team/app", "v1", SCHEMA2, VB, &[b"b"]).await;
+    cosign_sign(&p, "team/app", &db, &db, &key, false).await;
+    until("the re-push and its signature are announced", || {
+        m.event_count("local", "push", "applied") >= 4
+    })
+    .await;
+    let (status, b) = get(&gated).await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        b,
+        get(&level0(&db)).await.1,
+        "the gate answers for the pushed image"
+    );
+    assert_ne!(a, b);
+}
+
+/// Without events, and with tags trusted for no time at all (`tagTtlSeconds: 0`), a gated answer
+/// asks where the tag points now like any other: it never answers for the image it checked a
+/// moment ago once the tag has moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_answer_trusts_a_tag_no_longer_than_an_ungated_one() {
+    use crate::origin::{cosign_key, cosign_sign};
+    let registry = Registry::start(Mode::Open);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ci.pub"), cosign_key(1).1).unwrap();
+    let yaml = format!(
+        "dimsum:\n  cache:\n    tagTtlSeconds: 0\n  trust:\n    cosignKeys:\n    - {{name: ci, publicKeyFile: {}}}\ndockerRegistry:\n  accounts:\n{}",
+        dir.path().join("ci.pub").display(),
+        account("local", &registry.url())
+    );
+    let served = Served::start(&config(dir.path(), &yaml));
+    let p = Pusher::new(&registry.url(), None);
+    let (key, _) = cosign_key(1);
+    let url = &served.url;
+    let gated = format!("{url}/local/team/app/v1/history?level=0&signedBy=ci");
+    let level0 = |digest: &str| format!("{url}/local/team/app/{digest}/history?level=0");
+
+    let (_, da) = p.image("team/app", "v1", SCHEMA2, VA, &[VA_LAYER]).await;
+    cosign_sign(&p, "team/app", &da, &da, &key, false).await;
+    let (status, a) = get(&gated).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a, get(&level0(&da)).await.1);
+    let (_, db) = p.image("team/app", "v1", SCHEMA2, VB, &[b"b"]).await;
+    cosign_sign(&p, "team/app", &db, &db, &key, false).await;
+    let (status, b) = get(&gated).await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        b,
+        get(&level0(&db)).await.1,
+        "the gate answers for the tag as it is now"
+    );
+}

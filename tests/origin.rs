@@ -29,7 +29,7 @@ const SHA_P: &str = "5555555555555555555555555555555555555555";
 const SHA_V: &str = "7777777777777777777777777777777777777777";
 
 /// A generated signing key (deterministic per seed) and its public key as cosign writes it.
-fn cosign_key(seed: u8) -> (SigningKey, String) {
+pub fn cosign_key(seed: u8) -> (SigningKey, String) {
     let key = SigningKey::from_slice(&[seed; 32]).unwrap();
     let pem = key
         .verifying_key()
@@ -120,7 +120,7 @@ async fn attestation(
 
 /// A cosign signature of `digest` pushed as the `sha256-<hex>.sig` tag: the payload naming
 /// `names`, signed by `key` over `signed` bytes (the payload unless tampering).
-async fn cosign_sign(
+pub async fn cosign_sign(
     p: &Pusher,
     repo: &str,
     digest: &str,

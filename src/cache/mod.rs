@@ -231,11 +231,6 @@ pub(crate) struct Caches {
     pub(crate) origins: Option<Cache<TagKey, Dated<Arc<crate::origin::Origin>>>>,
     /// `signatures` answers (what the `signedBy` gate reads), keyed and kept as origins are.
     pub(crate) signatures: Option<Cache<TagKey, Dated<Arc<crate::service::SignaturesAnswer>>>>,
-    /// `signedBy` decisions that passed, by the request as asked (account, repository,
-    /// reference, platform, trigger digest, name), dated as the `signatures` answer they read:
-    /// a warm gated answer skips a second tag lookup and parse (synchronous: it is the hot path).
-    pub(crate) gates:
-        Option<moka::sync::Cache<String, Dated<Arc<crate::service::SignaturesAnswer>>>>,
     /// When each account's registry last sent an event (see [`crate::service`] on freshness).
     heard: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
 }
@@ -266,12 +261,6 @@ impl Caches {
             negative: dated_cache(settings.negative_ttl),
             origins: dated_cache(LIVE),
             signatures: dated_cache(LIVE),
-            gates: (!LIVE.is_zero()).then(|| {
-                moka::sync::Cache::builder()
-                    .max_capacity(MAX_TAGS)
-                    .expire_after(FromAsked)
-                    .build()
-            }),
             heard: Default::default(),
         }
     }
@@ -320,17 +309,14 @@ impl Caches {
         self.forget_answers();
     }
 
-    /// Drops the assembled answers that hold signatures (origins, `signatures`, gate decisions):
-    /// they are kept a second at most, so dropping them all costs little.
+    /// Drops the assembled answers that hold signatures (origins, `signatures`): they are kept a
+    /// second at most, so dropping them all costs little.
     pub(crate) fn forget_answers(&self) {
         if let Some(origins) = &self.origins {
             origins.invalidate_all();
         }
         if let Some(signatures) = &self.signatures {
             signatures.invalidate_all();
-        }
-        if let Some(gates) = &self.gates {
-            gates.invalidate_all();
         }
     }
 

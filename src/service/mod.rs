@@ -573,17 +573,7 @@ impl Dimsum {
 
     /// The image from the caches alone, if they hold all of it: no I/O, no waiting.
     async fn cached(&self, p: &Parsed<'_>) -> Option<Arc<Fetched>> {
-        let digest = match &p.reference {
-            Reference::Digest(d) => d.clone(),
-            Reference::Tag(_) => {
-                let entry = self.caches.tags.as_ref()?.get(&p.tag_key()).await?;
-                if !self.still_trusted(&p.account.name, &entry) {
-                    return None;
-                }
-                self.metrics.cache(CacheName::tag, true);
-                entry.value
-            }
-        };
+        let digest = self.cached_digest(p).await?;
         let top = self.cached_manifest(p, digest).await?;
         let Manifest::Index { manifests, .. } = &top.manifest else {
             // A platform asked of a single image is checked against its config on the way that
@@ -597,6 +587,21 @@ impl Dimsum {
         self.cached_manifest(p, child)
             .await
             .filter(|f| !matches!(f.manifest, Manifest::Index { .. }))
+    }
+
+    /// The digest `p` names, from memory alone: itself, or the tag while it may be trusted.
+    async fn cached_digest(&self, p: &Parsed<'_>) -> Option<Digest> {
+        match &p.reference {
+            Reference::Digest(d) => Some(d.clone()),
+            Reference::Tag(_) => {
+                let entry = self.caches.tags.as_ref()?.get(&p.tag_key()).await?;
+                if !self.still_trusted(&p.account.name, &entry) {
+                    return None;
+                }
+                self.metrics.cache(CacheName::tag, true);
+                Some(entry.value)
+            }
+        }
     }
 
     async fn cached_manifest(&self, p: &Parsed<'_>, digest: Digest) -> Option<Arc<Fetched>> {

@@ -68,16 +68,17 @@ impl Dimsum {
         &self,
         req: ImageRequest<'_>,
     ) -> Result<Arc<SignaturesAnswer>, Error> {
-        self.signatures_dated(req).await.map(|d| d.value)
-    }
-
-    /// The answer with when it was asked, for the gate's own cache.
-    pub(super) async fn signatures_dated(
-        &self,
-        req: ImageRequest<'_>,
-    ) -> Result<Dated<Arc<SignaturesAnswer>>, Error> {
         let req = self.pin(req).await?;
         let p = self.parse(req)?;
+        // Warm: the tag as the tag cache trusts it, and the answer for that image, from memory;
+        // only the cold path pays for the account's bounds (as `history` does).
+        if let Some(top) = self.cached_digest(&p).await
+            && let Some(hit) = self.caches.signatures.as_ref()
+            && let Some(hit) = hit.get(&p.answer_key(&top)).await
+        {
+            self.metrics.cache(CacheName::content, true);
+            return Ok(hit.value);
+        }
         Box::pin(self.bounded(req.account, self.signatures_cached(&p))).await
     }
 
@@ -85,17 +86,15 @@ impl Dimsum {
     pub(super) async fn signatures_cached(
         &self,
         p: &Parsed<'_>,
-    ) -> Result<Dated<Arc<SignaturesAnswer>>, Error> {
-        let asked = Instant::now();
+    ) -> Result<Arc<SignaturesAnswer>, Error> {
         let top = self.digest_of(p).await?;
         let Some(cache) = &self.caches.signatures else {
-            let answer = self.signatures_cold(p, &top).await?;
-            return Ok(Dated::new(Arc::new(answer), asked, LIVE));
+            return self.signatures_cold(p, &top).await.map(Arc::new);
         };
         let key = p.answer_key(&top);
         if let Some(hit) = cache.get(&key).await {
             self.metrics.cache(CacheName::content, true);
-            return Ok(hit);
+            return Ok(hit.value);
         }
         self.metrics.cache(CacheName::content, false);
         let load = async {
@@ -103,10 +102,11 @@ impl Dimsum {
             let answer = self.signatures_cold(p, &top).await?;
             Ok::<_, Error>(Dated::new(Arc::new(answer), asked, LIVE))
         };
-        cache
+        let entry = cache
             .try_get_with(key, Box::pin(load))
             .await
-            .map_err(Arc::unwrap_or_clone)
+            .map_err(Arc::unwrap_or_clone)?;
+        Ok(entry.value)
     }
 
     async fn signatures_cold(
