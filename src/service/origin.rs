@@ -55,10 +55,9 @@ impl Dimsum {
         Ok(Some(answer))
     }
 
-    /// Whether `name` is a configured key or identity; an unknown one is bad input.
-    pub fn known_signer(&self, name: &str) -> Result<(), Error> {
-        let known: Vec<&str> = self
-            .cosign_keys
+    /// Every name `signedBy` may give: keys, identities, Notation trust policies.
+    fn signer_names(&self) -> impl Iterator<Item = &str> {
+        self.cosign_keys
             .iter()
             .map(|k| k.name.as_str())
             .chain(self.sigstore.identities.iter().map(|i| i.name.as_str()))
@@ -67,10 +66,14 @@ impl Dimsum {
                     .iter()
                     .flat_map(|n| n.policies.iter().map(|p| p.name.as_str())),
             )
-            .collect();
-        if known.contains(&name) {
+    }
+
+    /// Whether `name` is a configured key, identity or trust policy; an unknown one is bad input.
+    pub fn known_signer(&self, name: &str) -> Result<(), Error> {
+        if self.signer_names().any(|n| n == name) {
             return Ok(());
         }
+        let known: Vec<&str> = self.signer_names().collect();
         Err(Error::InvalidInput(format!(
             "signedBy names no configured key, identity or Notation trust policy: {name:?} (dimsum.trust has {}; see docs/origin.md)",
             if known.is_empty() {
